@@ -1,0 +1,47 @@
+# TaskTrackerPro: `make run` serves it, `make test` checks it. Everything installs into .venv,
+# pinned by constraints.txt.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-postgres test-embedded lint format typecheck check clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s)" % sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+## Serve on http://$${HOST:-127.0.0.1}:$${PORT:-5000} (embedded SQLite unless DATABASE_URL/REDIS_URL).
+run: install
+	$(BIN)/tasktracker run
+
+## The whole suite: PostgreSQL + Redis + a real Celery worker, then the embedded mode.
+test: install test-postgres test-embedded
+
+test-postgres: install
+	$(BIN)/python -m pytest
+
+test-embedded: install
+	TASKTRACKER_TEST_BACKEND=embedded $(BIN)/python -m pytest -m "not postgres_only and not worker"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

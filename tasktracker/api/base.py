@@ -1,0 +1,98 @@
+"""flask-smorest glue: our Api (error envelope schema) and Blueprint (JSON-only bodies)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import marshmallow as ma
+from flask import Request
+from flask_smorest import Api, Blueprint
+from webargs.flaskparser import FlaskParser
+
+from ..errors import UnsupportedMediaType
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ErrorBodySchema(ma.Schema):
+    code = ma.fields.String(required=True, metadata={"example": "not_found"})
+    message = ma.fields.String(required=True)
+    details = ma.fields.Raw(allow_none=True)
+
+
+class ErrorSchema(ma.Schema):
+    """The one error envelope of every 4xx and 5xx answer."""
+
+    error = ma.fields.Nested(ErrorBodySchema, required=True)
+    request_id = ma.fields.String(allow_none=True)
+
+
+class JsonOnlyParser(FlaskParser):
+    """A body sent as anything but JSON where JSON is expected is 415, not a silent ``{}``."""
+
+    def load_json(self, req: Request, schema: ma.Schema) -> Any:
+        has_body = bool(req.content_length) or req.headers.get("Transfer-Encoding") == "chunked"
+        if has_body and not req.is_json:
+            raise UnsupportedMediaType(
+                "The request body must be JSON (Content-Type: application/json).",
+                {"content_type": req.mimetype or None},
+            )
+        return super().load_json(req, schema)
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON or request",
+    401: "Missing, bad, expired or revoked token",
+    403: "Your role may not do this",
+    404: "No such resource (or it is deleted)",
+    409: "Conflicts with existing data",
+    412: "If-Match names an older version",
+    413: "Body too large",
+    415: "Body is not of the expected media type",
+    422: "A field or parameter breaks a rule (see details)",
+    428: "If-Match is required",
+    429: "Rate limit exceeded",
+    503: "Service not ready",
+}
+
+
+class ApiBlueprint(Blueprint):
+    """Blueprint whose ``arguments`` use :class:`JsonOnlyParser`, with ``errors`` to document
+    the error statuses a route answers (in the shared envelope)."""
+
+    ARGUMENTS_PARSER = JsonOnlyParser()
+
+    def errors(self, *statuses: int) -> Callable[[F], F]:
+        """Document each status in ``statuses`` as an error-envelope response."""
+
+        def decorator(func: F) -> F:
+            for status in statuses:
+                func = self.alt_response(
+                    status, schema=ErrorSchema, description=ERROR_DESCRIPTIONS[status]
+                )(func)
+            return func
+
+        return decorator
+
+
+class TaskTrackerApi(Api):
+    """flask-smorest Api documenting our error envelope; errors are rendered in api.errors."""
+
+    ERROR_SCHEMA = ErrorSchema
+    # No catch-all "default" response: every error a route can answer is listed explicitly,
+    # so the document says exactly which statuses to expect.
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def handle_http_exception(self, error: Any) -> Any:  # pragma: no cover - replaced
+        from .errors import render_http_exception
+
+        return render_http_exception(error)
+
+
+class BaseSchema(ma.Schema):
+    """Every input schema refuses fields it does not know."""
+
+    class Meta:
+        unknown = ma.RAISE
+        ordered = True

@@ -1,0 +1,5 @@
+"""Routes for reports (to be filled in by its issue)."""
+
+from __future__ import annotations
+
+BLUEPRINTS: list[object] = []

@@ -1,0 +1,140 @@
+"""Flask side of auth: Flask-JWT-Extended configuration, its callbacks, and ``auth_required``.
+
+Every bad, expired, revoked or wrong-type token, and a missing one, is a 401 in the JSON
+envelope. The user is read from the database on every request, so a deactivation or a role
+change takes effect at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Flask, Response, current_app, g
+from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
+from flask_smorest import Blueprint
+
+from ..api.errors import error_response
+from ..config import Settings
+from .policy import Actor, Permission, require
+from .tokens import ALGORITHM
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def configure_jwt(app: Flask, settings: Settings) -> None:
+    app.config.update(
+        JWT_SECRET_KEY=settings.jwt_secret_key,
+        JWT_ALGORITHM=ALGORITHM,
+        JWT_DECODE_ALGORITHMS=[ALGORITHM],
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_HEADER_TYPE="Bearer",
+        JWT_ENCODE_ISSUER=settings.jwt_issuer,
+        JWT_DECODE_ISSUER=settings.jwt_issuer,
+        JWT_ENCODE_AUDIENCE=settings.jwt_audience,
+        JWT_DECODE_AUDIENCE=settings.jwt_audience,
+        JWT_DECODE_LEEWAY=0,
+        JWT_ERROR_MESSAGE_KEY="message",
+    )
+
+
+def _container() -> Any:
+    return current_app.extensions["tasktracker"]
+
+
+def register_jwt_callbacks(jwt: JWTManager) -> None:
+    from ..services import auth as auth_service
+
+    def unauthorized(message: str) -> Response:
+        return error_response(
+            401, message, code="unauthorized", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    @jwt.unauthorized_loader
+    def _missing(reason: str) -> Response:
+        return unauthorized("Authentication required: send 'Authorization: Bearer <token>'.")
+
+    @jwt.invalid_token_loader
+    def _invalid(reason: str) -> Response:
+        return unauthorized("The token is not valid.")
+
+    @jwt.expired_token_loader
+    def _expired(header: dict[str, Any], payload: dict[str, Any]) -> Response:
+        return unauthorized("The token has expired.")
+
+    @jwt.revoked_token_loader
+    def _revoked(header: dict[str, Any], payload: dict[str, Any]) -> Response:
+        return unauthorized("The token has been revoked.")
+
+    @jwt.needs_fresh_token_loader
+    def _needs_fresh(header: dict[str, Any], payload: dict[str, Any]) -> Response:
+        return unauthorized("A fresh login is required.")
+
+    @jwt.user_lookup_error_loader
+    def _user_gone(header: dict[str, Any], payload: dict[str, Any]) -> Response:
+        return unauthorized("The token's user does not exist or is deactivated.")
+
+    @jwt.token_verification_failed_loader
+    def _verification_failed(header: dict[str, Any], payload: dict[str, Any]) -> Response:
+        return unauthorized("The token is not valid.")
+
+    @jwt.token_in_blocklist_loader
+    def _is_revoked(header: dict[str, Any], payload: dict[str, Any]) -> bool:
+        container = _container()
+        return auth_service.is_token_revoked(container.uow(), container.revocations, payload)
+
+    @jwt.user_lookup_loader
+    def _load_user(header: dict[str, Any], payload: dict[str, Any]) -> Actor | None:
+        try:
+            user_id = int(payload["sub"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return auth_service.load_actor(_container().uow(), user_id)
+
+
+def current_actor() -> Actor:
+    """The authenticated caller of this request (after ``auth_required``)."""
+    return cast(Actor, g.actor)
+
+
+def optional_actor() -> Actor | None:
+    """The caller when a valid token was sent to an ``auth_required(optional=...)`` route."""
+    return cast(Actor | None, g.get("actor"))
+
+
+def authenticate(*, refresh: bool = False, optional: bool = False) -> Actor | None:
+    """Verify the request's token (signature, expiry, type, revocation, user still active)."""
+    verify_jwt_in_request(refresh=refresh, optional=optional)
+    from flask_jwt_extended import current_user
+
+    actor = cast(Actor | None, current_user) if get_jwt() else None
+    g.actor = actor
+    g.user_id = actor.id if actor else None
+    return actor
+
+
+def auth_required(
+    permission: Permission | None = None,
+    *,
+    refresh: bool = False,
+    optional: Callable[[], bool] | None = None,
+) -> Callable[[F], F]:
+    """Require a valid token (and optionally a role permission) before anything else runs.
+
+    Put it outermost, so a caller without a token learns nothing from validation errors.
+    ``optional`` is asked per request whether an anonymous caller is allowed.
+    """
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            anonymous_ok = optional() if optional is not None else False
+            actor = authenticate(refresh=refresh, optional=anonymous_ok)
+            if permission is not None and actor is not None:
+                require(actor, permission)
+            return view(*args, **kwargs)
+
+        return cast(F, Blueprint.doc(security=[{"bearerAuth": []}])(wrapper))
+
+    return decorator

@@ -1,0 +1,128 @@
+"""A small cache interface with a Redis and an in-process implementation.
+
+The Redis cache is shared by every API and worker process. It never raises: with Redis down
+the API answers uncached (a miss on read, a no-op on write) and logs a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Protocol
+
+import redis
+
+log = logging.getLogger(__name__)
+
+
+class Cache(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+
+    def set(self, key: str, value: bytes, ttl: int) -> None: ...
+
+    def get_many(self, keys: list[str]) -> list[bytes | None]: ...
+
+    def incr(self, key: str) -> int | None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class MemoryCache:
+    """In-process cache for the embedded mode (one process, so nothing to share)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[float | None, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            expires, value = item
+            if expires is not None and expires < time.monotonic():
+                del self._data[key]
+                return None
+            return value
+
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return [self.get(key) for key in keys]
+
+    def set(self, key: str, value: bytes, ttl: int) -> None:
+        with self._lock:
+            self._data[key] = (time.monotonic() + ttl, value)
+
+    def incr(self, key: str) -> int | None:
+        with self._lock:
+            _, old = self._data.get(key, (None, b"0"))
+            value = int(old) + 1
+            self._data[key] = (None, str(value).encode())
+            return value
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+class RedisCache:
+    """Redis-backed cache; every key is prefixed so several installs can share a server."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._client = client
+        self._prefix = prefix
+
+    def _k(self, key: str) -> str:
+        return self._prefix + key
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            value = self._client.get(self._k(key))
+        except redis.RedisError as exc:
+            log.warning("cache get failed, answering uncached: %s", exc)
+            return None
+        return value if isinstance(value, bytes) else None
+
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        try:
+            values = self._client.mget([self._k(k) for k in keys])
+        except redis.RedisError as exc:
+            log.warning("cache mget failed, answering uncached: %s", exc)
+            return [None] * len(keys)
+        return [v if isinstance(v, bytes) else None for v in values]
+
+    def set(self, key: str, value: bytes, ttl: int) -> None:
+        try:
+            self._client.set(self._k(key), value, ex=ttl)
+        except redis.RedisError as exc:
+            log.warning("cache set failed: %s", exc)
+
+    def incr(self, key: str) -> int | None:
+        try:
+            return int(self._client.incr(self._k(key)))
+        except redis.RedisError as exc:
+            log.warning("cache incr failed: %s", exc)
+            return None
+
+    def delete(self, key: str) -> None:
+        try:
+            self._client.delete(self._k(key))
+        except redis.RedisError as exc:
+            log.warning("cache delete failed: %s", exc)
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A client with short timeouts: a dead Redis must cost milliseconds, not seconds."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        health_check_interval=30,
+        retry_on_timeout=False,
+    )

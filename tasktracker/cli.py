@@ -1,0 +1,108 @@
+"""Command line: ``tasktracker run`` (what ``make run`` calls) and ``flask`` sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+import click
+from flask import Flask
+
+from .config import Settings
+
+
+def prepare(app: Flask) -> None:
+    """Migrate the database to head and create the first admin (printing a generated password)."""
+    from flask_migrate import upgrade
+
+    from .services.users import ensure_admin
+
+    settings: Settings = app.config["TASKTRACKER_SETTINGS"]
+    with app.app_context():
+        upgrade()
+        user, generated = ensure_admin(
+            app.extensions["tasktracker"].uow(),
+            settings.admin_username,
+            settings.admin_password,
+            settings.admin_email,
+        )
+    if user is not None:
+        if generated:
+            # Printed once, to the terminal only (never to the log).
+            print(
+                f"\n  Created admin '{user.username}' with password: {generated}\n"
+                "  (set TASKTRACKER_ADMIN_PASSWORD to choose it; it is not shown again)\n",
+                flush=True,
+            )
+        else:
+            print(f"  Created admin '{user.username}'.", flush=True)
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.command("ensure-admin")
+    def ensure_admin_command() -> None:
+        """Create the first admin from TASKTRACKER_ADMIN_* unless an admin exists."""
+        from .services.users import ensure_admin
+
+        settings: Settings = app.config["TASKTRACKER_SETTINGS"]
+        user, generated = ensure_admin(
+            app.extensions["tasktracker"].uow(),
+            settings.admin_username,
+            settings.admin_password,
+            settings.admin_email,
+        )
+        if user is None:
+            click.echo("An admin already exists; nothing to do.")
+        elif generated:
+            click.echo(f"Created admin '{user.username}' with password: {generated}")
+        else:
+            click.echo(f"Created admin '{user.username}'.")
+
+
+def serve(app: Flask, host: str, port: int, workers: int) -> None:
+    """Serve with gunicorn (one process in embedded mode: its cache and limits are in memory)."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", 4)
+            self.cfg.set("accesslog", None)
+            self.cfg.set("timeout", 120)
+
+        def load(self) -> Any:
+            return app
+
+    Server().run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="tasktracker")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="migrate, create the first admin, and serve")
+    run.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
+    sub.add_parser("prepare", help="migrate and create the first admin, then exit")
+    args = parser.parse_args(argv)
+
+    from . import create_app
+
+    app = create_app()
+    settings: Settings = app.config["TASKTRACKER_SETTINGS"]
+    prepare(app)
+    if args.command == "prepare":
+        return
+    mode = "embedded (SQLite, in-process cache)" if settings.embedded else "PostgreSQL + Redis"
+    print(
+        f"  TaskTrackerPro on http://{args.host}:{args.port}  (Swagger UI: /docs; {mode})",
+        flush=True,
+    )
+    workers = 1 if settings.embedded else min(4, (os.cpu_count() or 1) * 2 + 1)
+    serve(app, args.host, args.port, workers)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

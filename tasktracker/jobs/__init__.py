@@ -1,0 +1,1 @@
+"""Celery: the app (wired to Flask) and its tasks, which only call services."""

@@ -1,0 +1,3 @@
+"""The CSV import job (issue: CSV import)."""
+
+from __future__ import annotations

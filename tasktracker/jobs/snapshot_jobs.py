@@ -1,0 +1,3 @@
+"""The daily snapshot job (issue: snapshot)."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Repositories: all SQL lives here. They add, get and query; they never commit."""

@@ -1,0 +1,1 @@
+"""marshmallow schemas: one declaration drives validation, OpenAPI and responses."""

@@ -1,0 +1,2 @@
+"""Services: the rules. They take plain values and a unit of work, raise domain errors, and
+never import Flask."""

@@ -1,0 +1,136 @@
+"""Login, refresh-token rotation, logout and the per-request token checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..auth.passwords import MAX_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
+from ..auth.policy import Actor
+from ..auth.revocation import RevocationStore
+from ..auth.tokens import TokenCodec, TokenPair
+from ..errors import AuthenticationFailed
+from ..models import RefreshToken, Role
+from ..unit_of_work import UnitOfWork
+
+BAD_CREDENTIALS = "Invalid username or password."
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user_id: int
+    pair: TokenPair
+
+
+def _persist_pair(uow: UnitOfWork, user_id: int, pair: TokenPair) -> None:
+    uow.tokens.add_refresh(
+        RefreshToken(
+            jti=pair.refresh.jti,
+            family_id=pair.family_id,
+            user_id=user_id,
+            expires_at=pair.refresh.expires_at,
+        )
+    )
+
+
+def login(uow: UnitOfWork, codec: TokenCodec, username: str, password: str) -> LoginResult:
+    """Check the credentials and open a new token family. One answer for every failure."""
+    with uow:
+        user = uow.users.by_login(username) if len(username) <= 254 else None
+        # Always run one argon2 verification (a dummy hash for unknown users) so that an
+        # unknown user and a wrong password take the same time and get the same answer.
+        ok = len(password) <= MAX_PASSWORD_LENGTH and verify_password(
+            user.password_hash if user else None, password
+        )
+        if user is None or not ok or not user.is_active:
+            uow.audit.record(
+                actor_id=user.id if user else None,
+                action="login_failed",
+                entity="user",
+                entity_id=user.id if user else None,
+                changes={"username": username[:64]},
+            )
+            uow.commit()
+            raise AuthenticationFailed(BAD_CREDENTIALS)
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        pair = codec.issue_pair(user.id)
+        _persist_pair(uow, user.id, pair)
+        uow.audit.record(actor_id=user.id, action="login", entity="user", entity_id=user.id)
+        uow.commit()
+        return LoginResult(user.id, pair)
+
+
+def refresh(
+    uow: UnitOfWork, codec: TokenCodec, revocations: RevocationStore, claims: dict[str, Any]
+) -> LoginResult:
+    """Rotate a refresh token. Replaying a used one revokes its whole family."""
+    jti, family = claims["jti"], claims.get("fam")
+    now = datetime.now(UTC)
+    replayed = False
+    with uow:
+        stored = uow.tokens.get_refresh_for_update(jti)
+        if stored is None or stored.family_id != family:
+            raise AuthenticationFailed("The refresh token is not valid.")
+        user = uow.users.get(stored.user_id)
+        if user is None or not user.is_active:
+            raise AuthenticationFailed("The refresh token is not valid.")
+        if stored.revoked_at is not None or stored.replaced_by is not None:
+            # A used token came back: someone holds a copy. End the whole family.
+            uow.tokens.revoke_family(stored.family_id, now)
+            uow.tokens.add_revoked(stored.family_id, user.id, now + codec.refresh_ttl)
+            uow.audit.record(
+                actor_id=user.id, action="token_replay", entity="user", entity_id=user.id
+            )
+            uow.commit()
+            replayed = True
+        else:
+            pair = codec.issue_pair(user.id, stored.family_id)
+            stored.revoked_at = now
+            stored.replaced_by = pair.refresh.jti
+            _persist_pair(uow, user.id, pair)
+            uow.commit()
+    if replayed:
+        revocations.mark([stored.family_id], now + codec.refresh_ttl)
+        raise AuthenticationFailed("The refresh token was already used; please log in again.")
+    return LoginResult(user.id, pair)
+
+
+def logout(
+    uow: UnitOfWork, codec: TokenCodec, revocations: RevocationStore, claims: dict[str, Any]
+) -> None:
+    """Revoke the presented access token and its whole refresh family."""
+    now = datetime.now(UTC)
+    user_id = int(claims["sub"])
+    expires = datetime.fromtimestamp(claims["exp"], UTC)
+    family = claims.get("fam")
+    with uow:
+        uow.tokens.add_revoked(claims["jti"], user_id, expires)
+        if family:
+            uow.tokens.revoke_family(family, now)
+            uow.tokens.add_revoked(family, user_id, now + codec.refresh_ttl)
+        uow.audit.record(actor_id=user_id, action="logout", entity="user", entity_id=user_id)
+        uow.commit()
+    revocations.mark([claims["jti"]], expires)
+    if family:
+        revocations.mark([family], now + codec.refresh_ttl)
+
+
+def is_token_revoked(uow: UnitOfWork, revocations: RevocationStore, claims: dict[str, Any]) -> bool:
+    ids = [claims["jti"]] + ([claims["fam"]] if claims.get("fam") else [])
+
+    def check_db(token_ids: list[str]) -> bool:
+        with uow:
+            return uow.tokens.any_revoked(token_ids)
+
+    return revocations.is_revoked(ids, check_db)
+
+
+def load_actor(uow: UnitOfWork, user_id: int) -> Actor | None:
+    """The caller as stored now: None when missing or deactivated (their tokens stop at once)."""
+    with uow:
+        user = uow.users.get(user_id)
+        if user is None or not user.is_active:
+            return None
+        return Actor(id=user.id, username=user.username, role=Role(user.role))
