@@ -67,3 +67,10 @@ class UnsupportedMediaType(DomainError):
 class PayloadTooLarge(DomainError):
     status = 413
     code = "payload_too_large"
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (e.g. the job broker) is down: the request was not carried out."""
+
+    status = 503
+    code = "service_unavailable"
