@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 from typing import Any
 
 import click
 from flask import Flask
+from flask.cli import AppGroup
 
 from .config import Settings
 
@@ -41,7 +43,40 @@ def prepare(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    @app.cli.command("ensure-admin")
+    """``flask users create-admin`` and ``flask users ensure-admin``."""
+    users = AppGroup("users", help="Manage users.")
+
+    @users.command("create-admin")
+    @click.option("--username", required=True, help="3-50 of letters, digits, _ . -")
+    @click.option("--email", required=True)
+    @click.option(
+        "--password",
+        envvar="TASKTRACKER_ADMIN_PASSWORD",
+        default=None,
+        help="Defaults to $TASKTRACKER_ADMIN_PASSWORD; generated and printed once if unset.",
+    )
+    def create_admin(username: str, email: str, password: str | None) -> None:
+        """Create an admin user."""
+        from .errors import DomainError
+        from .models import Role
+        from .services.users import NewUser, create_user
+
+        generated = None
+        if not password:
+            generated = password = secrets.token_urlsafe(18)
+        try:
+            user = create_user(
+                app.extensions["tasktracker"].uow(),
+                None,
+                NewUser(username, email, password, Role.ADMIN),
+            )
+        except DomainError as exc:
+            raise click.ClickException(f"{exc.message} {exc.details or ''}".strip()) from exc
+        click.echo(f"Created admin '{user.username}' (id {user.id}).")
+        if generated:
+            click.echo(f"Password (shown once): {generated}")
+
+    @users.command("ensure-admin")
     def ensure_admin_command() -> None:
         """Create the first admin from TASKTRACKER_ADMIN_* unless an admin exists."""
         from .services.users import ensure_admin
@@ -59,6 +94,8 @@ def register_cli(app: Flask) -> None:
             click.echo(f"Created admin '{user.username}' with password: {generated}")
         else:
             click.echo(f"Created admin '{user.username}'.")
+
+    app.cli.add_command(users)
 
 
 def serve(app: Flask, host: str, port: int, workers: int) -> None:

@@ -202,6 +202,8 @@ def uow(app: Flask) -> Iterator[UnitOfWork]:
 
 @dataclass
 class TestUser:
+    __test__ = False  # a fixture value, not a test class
+
     id: int
     username: str
     email: str

@@ -91,8 +91,31 @@ class TaskTrackerApi(Api):
 
 
 class BaseSchema(ma.Schema):
-    """Every input schema refuses fields it does not know."""
+    """Every input schema refuses fields it does not know, and NUL characters anywhere
+    (PostgreSQL cannot store them; they are never legitimate text)."""
 
     class Meta:
         unknown = ma.RAISE
         ordered = True
+
+    @ma.pre_load(pass_collection=True)
+    def _refuse_nul(self, data: Any, **kwargs: Any) -> Any:
+        if hasattr(data, "items"):
+            bad = {
+                key: ["NUL characters are not allowed."]
+                for key, value in data.items()
+                if _has_nul(value)
+            }
+            if bad:
+                raise ma.ValidationError(bad)
+        return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_nul(item) for item in value.values())
+    return False

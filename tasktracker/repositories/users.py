@@ -37,23 +37,23 @@ class UserRepository:
             .order_by(User.id)
         ).first()
 
-    def name_taken(self, username: str, email: str, *, exclude_id: int | None = None) -> list[str]:
-        """Which of username/email already belong to another user."""
-        query = select(User.username, User.email).where(
-            or_(
-                func.lower(User.username) == username.lower(),
-                func.lower(User.email) == email.lower(),
-            )
-        )
+    def name_taken(
+        self, username: str | None, email: str, *, exclude_id: int | None = None
+    ) -> list[str]:
+        """Which of username/email (case-insensitive) already belong to another user."""
+        matches = [func.lower(User.email) == email.lower()]
+        if username is not None:
+            matches.append(func.lower(User.username) == username.lower())
+        query = select(User.username, User.email).where(or_(*matches))
         if exclude_id is not None:
             query = query.where(User.id != exclude_id)
-        taken: list[str] = []
+        taken: set[str] = set()
         for row in self.session.execute(query):
-            if row.username.lower() == username.lower():
-                taken.append("username")
+            if username is not None and row.username.lower() == username.lower():
+                taken.add("username")
             if row.email.lower() == email.lower():
-                taken.append("email")
-        return sorted(set(taken))
+                taken.add("email")
+        return sorted(taken)
 
     def page(self, page: int, per_page: int) -> tuple[list[User], int]:
         total = self.session.scalar(select(func.count()).select_from(User)) or 0

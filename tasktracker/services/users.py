@@ -119,7 +119,7 @@ def update_user(
         diff: dict[str, list[Any]] = {}
         if "email" in changes and changes["email"].lower() != user.email:
             email = changes["email"].lower()
-            if "email" in uow.users.name_taken("\x00", email, exclude_id=user.id):
+            if "email" in uow.users.name_taken(None, email, exclude_id=user.id):
                 raise Conflict("A user with this email already exists.", {"email": ["Taken."]})
             diff["email"] = [user.email, email]
             user.email = email
