@@ -1,7 +1,7 @@
 """A small cache interface with a Redis and an in-process implementation.
 
 The Redis cache is shared by every API and worker process. It never raises: with Redis down
-the API answers uncached (a miss on read, a no-op on write) and logs a warning.
+the API answers uncached (a miss on read, a no-op on write) and logs a warning once per outage.
 """
 
 from __future__ import annotations
@@ -70,51 +70,93 @@ class MemoryCache:
 
 
 class RedisCache:
-    """Redis-backed cache; every key is prefixed so several installs can share a server."""
+    """Redis-backed cache; every key is prefixed so several installs can share a server.
+
+    An outage is logged once (a warning when it starts, an info line when Redis is back), not
+    once per call. For a short while after a failure, reads answer "miss" at once instead of
+    waiting for another connect timeout (a miss is always safe: callers fall back to the
+    database). Writes always try: a skipped write could leave a stale value behind (a cached
+    "not revoked", an old version number).
+    """
+
+    # How long reads skip Redis after a failure.
+    RETRY_AFTER_SECONDS = 1.0
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._client = client
         self._prefix = prefix
+        self._down = False
+        self._retry_at = 0.0
 
     def _k(self, key: str) -> str:
         return self._prefix + key
 
+    def _skipping(self) -> bool:
+        return self._down and time.monotonic() < self._retry_at
+
+    def _failed(self, operation: str, exc: redis.RedisError) -> None:
+        self._retry_at = time.monotonic() + self.RETRY_AFTER_SECONDS
+        if self._down:
+            log.debug("cache %s failed (Redis still down): %s", operation, exc)
+            return
+        self._down = True
+        log.warning(
+            "Redis is unreachable (cache %s failed: %s); answering uncached until it is back",
+            operation,
+            exc,
+        )
+
+    def _succeeded(self) -> None:
+        if self._down:
+            self._down = False
+            log.info("Redis is reachable again; caching resumed")
+
     def get(self, key: str) -> bytes | None:
+        if self._skipping():
+            return None
         try:
             value = self._client.get(self._k(key))
         except redis.RedisError as exc:
-            log.warning("cache get failed, answering uncached: %s", exc)
+            self._failed("get", exc)
             return None
+        self._succeeded()
         return value if isinstance(value, bytes) else None
 
     def get_many(self, keys: list[str]) -> list[bytes | None]:
-        if not keys:
-            return []
+        if not keys or self._skipping():
+            return [None] * len(keys)
         try:
             values = self._client.mget([self._k(k) for k in keys])
         except redis.RedisError as exc:
-            log.warning("cache mget failed, answering uncached: %s", exc)
+            self._failed("mget", exc)
             return [None] * len(keys)
+        self._succeeded()
         return [v if isinstance(v, bytes) else None for v in values]
 
     def set(self, key: str, value: bytes, ttl: int) -> None:
         try:
             self._client.set(self._k(key), value, ex=ttl)
         except redis.RedisError as exc:
-            log.warning("cache set failed: %s", exc)
+            self._failed("set", exc)
+            return
+        self._succeeded()
 
     def incr(self, key: str) -> int | None:
         try:
-            return int(self._client.incr(self._k(key)))
+            value = int(self._client.incr(self._k(key)))
         except redis.RedisError as exc:
-            log.warning("cache incr failed: %s", exc)
+            self._failed("incr", exc)
             return None
+        self._succeeded()
+        return value
 
     def delete(self, key: str) -> None:
         try:
             self._client.delete(self._k(key))
         except redis.RedisError as exc:
-            log.warning("cache delete failed: %s", exc)
+            self._failed("delete", exc)
+            return
+        self._succeeded()
 
 
 def redis_client(url: str) -> redis.Redis:
