@@ -51,7 +51,8 @@ class Login(MethodView):
 
 @blp.route("/refresh")
 class Refresh(MethodView):
-    @blp.arguments(RefreshSchema)
+    # The body is optional: the refresh token usually comes as the Bearer token.
+    @blp.arguments(RefreshSchema, required=False)
     @blp.response(200, TokenSchema)
     @blp.errors(400, 401, 415, 422)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:

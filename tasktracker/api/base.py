@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import marshmallow as ma
-from flask import Request
+from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
+from flask import Flask, Request, Response, send_from_directory
 from flask_smorest import Api, Blueprint
 from webargs.flaskparser import FlaskParser
+from werkzeug.routing import IntegerConverter, Map
 
 from ..errors import UnsupportedMediaType
 
@@ -76,6 +79,59 @@ class ApiBlueprint(Blueprint):
         return decorator
 
 
+class IdConverter(IntegerConverter):
+    """``<id:name>``: a row id, 1 to 2**31 - 1 (PostgreSQL ``integer``).
+
+    A larger number cannot name a row, and sent to the database it is an out-of-range error
+    (a 500); with this bound it does not match the route, a 404. The bound is documented.
+    """
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, min=1, max=2**31 - 1)
+
+
+class BigIdConverter(IntegerConverter):
+    """``<bigid:name>``: an id of a ``bigint`` column (task logs), 1 to 2**63 - 1."""
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, min=1, max=2**63 - 1)
+
+
+# What BaseSchema._refuse_nul enforces, said in the document (ECMA and Python regex syntax).
+NUL_FREE_PATTERN = "^[^\\u0000]*$"
+
+
+class DocumentedConverter(OpenAPIConverter):
+    """apispec's converter, plus the rules our input schemas enforce beyond their fields:
+    strings without NUL, and schema-level keywords from ``Meta.json_schema``
+    (e.g. ``{"minProperties": 1}`` for a PATCH body that must name a field)."""
+
+    def init_attribute_functions(self) -> None:
+        super().init_attribute_functions()
+        self.add_attribute_function(_nul_free)
+
+    def schema2jsonschema(self, schema: Any) -> dict[str, Any]:
+        jsonschema: dict[str, Any] = super().schema2jsonschema(schema)
+        jsonschema.update(getattr(getattr(schema, "Meta", None), "json_schema", {}))
+        return jsonschema
+
+
+def _nul_free(
+    self: OpenAPIConverter, field: ma.fields.Field, ret: dict[str, Any], **kwargs: Any
+) -> dict[str, Any]:
+    """``pattern`` for the free-text strings of an input (BaseSchema) schema."""
+    if not isinstance(field, ma.fields.String) or {"pattern", "format", "enum"} & set(ret):
+        return {}
+    owner: Any = field.parent
+    while isinstance(owner, ma.fields.Field):
+        owner = owner.parent
+    return {"pattern": NUL_FREE_PATTERN} if isinstance(owner, BaseSchema) else {}
+
+
+class DocumentedMarshmallowPlugin(MarshmallowPlugin):
+    Converter = DocumentedConverter
+
+
 class TaskTrackerApi(Api):
     """flask-smorest Api documenting our error envelope; errors are rendered in api.errors."""
 
@@ -83,6 +139,24 @@ class TaskTrackerApi(Api):
     # No catch-all "default" response: every error a route can answer is listed explicitly,
     # so the document says exactly which statuses to expect.
     DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def init_app(self, app: Flask, *, spec_kwargs: dict[str, Any] | None = None) -> None:
+        """Also install the ``id``/``bigid`` URL converters (before any blueprint) and the
+        documenting marshmallow plugin."""
+        app.url_map.converters["id"] = IdConverter
+        app.url_map.converters["bigid"] = BigIdConverter
+        spec_kwargs = {"marshmallow_plugin": DocumentedMarshmallowPlugin(), **(spec_kwargs or {})}
+        super().init_app(app, spec_kwargs=spec_kwargs)
+        # Browsers ask every site for /favicon.ico; without one, Swagger UI's page logs a 404
+        # error in the console. Swagger UI's own icon, from the same local copy as its assets.
+        app.add_url_rule("/favicon.ico", "favicon", _favicon)
+
+
+def _favicon() -> Response:
+    import flask_swagger_ui
+
+    assets = Path(flask_swagger_ui.__file__).resolve().parent / "dist"
+    return send_from_directory(assets, "favicon-32x32.png", mimetype="image/png", max_age=86400)
 
     def handle_http_exception(self, error: Any) -> Any:  # pragma: no cover - replaced
         from .errors import render_http_exception

@@ -8,6 +8,7 @@ from typing import Any
 import marshmallow as ma
 from flask import Response, request
 from flask.views import MethodView
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..errors import AuthenticationFailed
 from ..observability import metrics_response
@@ -82,8 +83,13 @@ class Readyz(MethodView):
 
 @blp.route("/metrics")
 class Metrics(MethodView):
-    @blp.response(200, description="Prometheus text exposition format")
-    @blp.alt_response(401, description="TASKTRACKER_METRICS_TOKEN is set and was not given")
+    @blp.response(
+        200,
+        {"type": "string"},
+        content_type=CONTENT_TYPE_LATEST,
+        description="Prometheus text exposition format",
+    )
+    @blp.errors(401)  # only when TASKTRACKER_METRICS_TOKEN is set and not given
     def get(self) -> Response:
         """Prometheus metrics (requests, jobs, imports, last snapshot)"""
         token = container().settings.metrics_token

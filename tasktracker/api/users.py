@@ -73,7 +73,7 @@ class Me(MethodView):
         return user_service.get_user(container().uow(), actor, actor.id)
 
 
-@blp.route("/<int:user_id>")
+@blp.route("/<id:user_id>")
 class UserById(MethodView):
     @auth_required()
     @blp.response(200, UserSchema)

@@ -7,7 +7,7 @@ import marshmallow as ma
 from ..api.base import BaseSchema
 from ..auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from ..models import Role
-from .common import PageMeta
+from .common import PageMeta, StrictBoolean
 
 USERNAME = ma.validate.Regexp(
     r"^[A-Za-z0-9_.-]{3,50}$", error="3-50 characters of letters, digits, '_', '.' and '-'."
@@ -45,9 +45,12 @@ class UserCreateSchema(BaseSchema):
 
 
 class UserUpdateSchema(BaseSchema):
+    class Meta(BaseSchema.Meta):
+        json_schema = {"minProperties": 1}  # see _not_empty
+
     email = ma.fields.Email(validate=ma.validate.Length(max=254))
     role = ma.fields.Enum(Role, by_value=True)
-    is_active = ma.fields.Boolean()
+    is_active = StrictBoolean()
     password = ma.fields.String(load_only=True, validate=PASSWORD)
 
     @ma.validates_schema
