@@ -208,7 +208,7 @@ def test_v1_list_shape(client: FlaskClient, two_days: dict[str, int], user: Test
             {("2024-05-01", "review")},
         ),
         (
-            {"status": "todo,in_progress", "priority": "low"},
+            {"status": "todo,In_Progress", "priority": "LOW"},
             {("2024-05-01", "review"), ("2024-05-02", "review")},
         ),
         (

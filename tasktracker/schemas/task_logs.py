@@ -10,6 +10,7 @@ from webargs.fields import DelimitedList
 from ..api.base import BaseSchema
 from ..models import JobStatus, TaskPriority, TaskStatus
 from .common import PageArgs, PageMeta
+from .tasks import EnumName  # the same case-insensitive values as the task list's filters
 
 # -- parameters in -------------------------------------------------------------------------------
 
@@ -34,11 +35,11 @@ class LogQueryArgs(PageArgs):
         metadata={"description": "Only the logs of this task id."},
     )
     status = DelimitedList(
-        ma.fields.Enum(TaskStatus, by_value=True),
+        EnumName(TaskStatus),
         metadata={"description": "Comma-separated statuses (as logged that day)."},
     )
     priority = DelimitedList(
-        ma.fields.Enum(TaskPriority, by_value=True),
+        EnumName(TaskPriority),
         metadata={"description": "Comma-separated priorities (as logged that day)."},
     )
 
