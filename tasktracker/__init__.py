@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     from .extensions import api, cors, db, jwt, limiter, migrate
     from .jobs.celery_app import init_celery
     from .observability import configure_logging, init_request_tracking
-    from .security import init_security
+    from .security import cors_options, init_security, refuse_unsafe_production
     from .services.health import MIGRATIONS_DIR
 
     settings = settings or Settings.from_env()
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app = Flask(__name__)
     app.config.update(_flask_config(settings))
     app.config.update(flask_config)
+    refuse_unsafe_production(app, settings)
     if settings.trusted_proxies:
         # Trust exactly this many proxies' X-Forwarded-* headers; a client cannot forge more.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -46,8 +47,11 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     configure_jwt(app, settings)
     jwt.init_app(app)
     register_jwt_callbacks(jwt)
+    # Request tracking first: its before_request must run before the limiter's, so a 429
+    # still carries a request id, is counted in the metrics and gets an access-log line.
+    init_request_tracking(app)
     limiter.init_app(app)
-    cors.init_app(app, resources={r"/*": {"origins": list(settings.cors_origins)}})
+    cors.init_app(app, **cors_options(settings))
     api.init_app(app)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
@@ -55,7 +59,6 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
 
     with app.app_context():
         app.extensions["tasktracker"] = build_container(settings, db.session)
-    init_request_tracking(app)
     init_security(app, settings)
     register_blueprints(api)
     register_error_handlers(app)
@@ -69,9 +72,11 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
 
 
 def _flask_config(settings: Settings) -> dict[str, Any]:
-    engine_options: dict[str, Any] = {"pool_pre_ping": True}
+    # hide_parameters: a database error's text (which ends up in logs) never carries bound
+    # values such as password hashes or token ids.
+    engine_options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if settings.is_sqlite:
-        engine_options = {"connect_args": {"timeout": 30}}
+        engine_options = {"connect_args": {"timeout": 30}, "hide_parameters": True}
     else:
         engine_options.update(pool_size=10, max_overflow=10, pool_recycle=1800)
     return {
@@ -103,10 +108,15 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         # Flask-Limiter
         "RATELIMIT_ENABLED": settings.ratelimit_enabled,
         "RATELIMIT_STORAGE_URI": settings.redis_url or "memory://",
-        "RATELIMIT_STORAGE_OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+        # The storage's own key prefix (default "LIMITS") is what a reset deletes: make it this
+        # installation's prefix, so a reset never touches another installation's limits.
+        "RATELIMIT_STORAGE_OPTIONS": {
+            "socket_timeout": 0.5,
+            "socket_connect_timeout": 0.5,
+            "key_prefix": settings.redis_prefix + "rl",
+        }
         if settings.redis_url
         else {},
-        "RATELIMIT_KEY_PREFIX": settings.redis_prefix + "rl",
         "RATELIMIT_STRATEGY": "moving-window",
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,

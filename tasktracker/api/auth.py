@@ -10,9 +10,8 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import PyJWTError
 
 from ..auth.flask import auth_required
-from ..auth.limits import login_key, login_limit
 from ..errors import AuthenticationFailed
-from ..extensions import limiter
+from ..extensions import login_rate_limit
 from ..schemas.auth import LegacyTokenSchema, LoginSchema, RefreshSchema, TokenSchema
 from ..services import auth as auth_service
 from .base import ApiBlueprint
@@ -39,7 +38,7 @@ def _login(data: dict[str, str]) -> dict[str, Any]:
 
 @blp.route("/login")
 class Login(MethodView):
-    decorators = [limiter.limit(login_limit, key_func=login_key, methods=["POST"])]
+    decorators = [login_rate_limit]
 
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenSchema)
@@ -85,7 +84,7 @@ class Logout(MethodView):
 
 @seed.route("/login")
 class SeedLogin(MethodView):
-    decorators = [limiter.limit(login_limit, key_func=login_key, methods=["POST"])]
+    decorators = [login_rate_limit]
 
     @seed.arguments(LoginSchema)
     @seed.response(200, LegacyTokenSchema)

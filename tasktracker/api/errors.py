@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
+from flask_limiter import RateLimitExceeded
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -92,6 +93,10 @@ def render_http_exception(error: HTTPException) -> Response:
         message = "The request body is not valid JSON."
     if not message:
         message = error.description or error.name
+    if isinstance(error, RateLimitExceeded):
+        # Retry-After and X-RateLimit-* are added by the limiter's after_request hook.
+        message = f"Too many requests: the limit is {error.description}; see Retry-After."
+        details = {"limit": error.description}
     if status >= 500:
         message = "An unexpected error occurred."
         details = None
