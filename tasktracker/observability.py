@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from celery.signals import before_task_publish
 from flask import Flask, Response, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,6 +28,16 @@ from .context import request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# Defence in depth for the logs: no code here logs a secret on purpose, but a library, an
+# exception text or a careless ``extra`` might. Values under these keys, Bearer credentials
+# and anything shaped like a JWT are replaced before a line is written.
+REDACTED = "[redacted]"
+_SECRET_KEY = re.compile(r"passw(or)?d|secret|token|authorization|cookie|api[_-]?key", re.I)
+_SECRET_TEXT = re.compile(
+    r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]+"  # an Authorization header's credentials
+    r"|eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # a JWT (header starts {")
+)
 
 HTTP_REQUESTS = Counter(
     "tasktracker_http_requests_total", "HTTP requests", ["method", "route", "status"]
@@ -53,8 +64,46 @@ def current_request_id() -> str | None:
     return request_id_var.get()
 
 
+def job_headers() -> dict[str, str]:
+    """Celery message headers that carry this request's id into the job it enqueues.
+
+    Pass them as ``task.apply_async(..., headers=job_headers())``; the worker's task base class
+    puts the id back into the logging context, so the job's log lines and audit events share
+    the request's id. Messages published without them still get the id (the
+    ``before_task_publish`` hook of ``init_request_tracking``), but only passing them covers
+    the eager (embedded) mode, where nothing is published.
+    """
+    request_id = current_request_id()
+    return {"request_id": request_id} if request_id else {}
+
+
+def _add_request_id_header(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    request_id = current_request_id()
+    if request_id and headers is not None:
+        headers.setdefault("request_id", request_id)
+
+
+def redact(text: str) -> str:
+    """``text`` with Bearer credentials and JWT-shaped strings replaced."""
+    return _SECRET_TEXT.sub(REDACTED, text)
+
+
+def _scrub(key: str, value: Any) -> Any:
+    if _SECRET_KEY.search(key):
+        return REDACTED
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {str(k): _scrub(str(k), v) for k, v in value.items()}
+    return value
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id and extras."""
+    """One JSON object per line: time, level, logger, message, request id and extras.
+
+    Secrets never reach the output: extras under secret-sounding keys are dropped to
+    ``[redacted]`` and tokens in the message or traceback text are masked.
+    """
 
     RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
@@ -63,16 +112,16 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         request_id = getattr(record, "request_id", None) or current_request_id()
         if request_id:
             payload["request_id"] = request_id
         for key, value in record.__dict__.items():
             if key not in self.RESERVED and not key.startswith("_") and key != "request_id":
-                payload[key] = value
+                payload[key] = _scrub(key, value)
         if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
+            payload["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(payload, default=str)
 
 
@@ -84,20 +133,41 @@ def configure_logging(level: str) -> None:
         handler.setFormatter(JsonFormatter())
         root.handlers = [handler]
     root.setLevel(level)
+    # SQLAlchemy logs statements at INFO and result rows (password hashes, token ids) at
+    # DEBUG: never let a debug log level turn them on.
+    logging.getLogger("sqlalchemy").setLevel(max(root.level, logging.WARNING))
 
 
 access_log = logging.getLogger("tasktracker.access")
 
 
 def init_request_tracking(app: Flask) -> None:
-    """Take or make a request id, echo it, time the request, count it, log one access line."""
+    """Take or make a request id, echo it, time the request, count it, log one access line.
+
+    The access line holds no header, query string or body: only what is needed to follow a
+    request (method, route, path, status, duration, request id, user id, client address).
+    """
+    # Every job published while handling a request carries the request's id.
+    before_task_publish.connect(_add_request_id_header, dispatch_uid="tasktracker-request-id")
 
     @app.before_request
     def _start() -> None:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        request_id_var.set(g.request_id)
+        g.request_id_token = request_id_var.set(g.request_id)
         g.request_started = time.perf_counter()
+
+    @app.teardown_request
+    def _forget(_: BaseException | None) -> None:
+        # Worker threads are reused: a line logged later outside any request must not carry
+        # this request's id.
+        token = g.pop("request_id_token", None)
+        if token is None:
+            return
+        try:
+            request_id_var.reset(token)
+        except ValueError:  # torn down in another context (e.g. a streamed response)
+            request_id_var.set(None)
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -114,12 +184,14 @@ def init_request_tracking(app: Flask) -> None:
         access_log.info(
             "request",
             extra={
+                "request_id": request_id,
                 "method": request.method,
                 "route": route,
                 "path": request.path,
                 "status": response.status_code,
                 "duration_ms": round(elapsed * 1000, 2),
                 "user_id": g.get("user_id"),
+                "client": request.remote_addr,
             },
         )
         return response
