@@ -1,0 +1,96 @@
+"""All of this harness's figures in one run (what ``make bench`` calls), then the report.
+
+Each size's database is made once and shared by the figures that need it, in an order where
+none disturbs the next: pages (reads), snapshot (adds logs for dates nobody reads), HTTP
+(its POSTs add tasks). Every database is dropped at the end, whatever happened.
+
+    python -m bench.run                      # 10k, 100k, 1m; HTTP at 10k and 1m
+    python -m bench.run --smoke              # seconds: the harness works (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from typing import Any
+
+from . import datagen, http_bench, pages_bench, report, snapshot_bench
+from .common import load_average, log_dir, parse_sizes, save_result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10k,100k,1m")
+    parser.add_argument("--http-sizes", default="10k,1m")
+    parser.add_argument("--http-duration", type=int, default=5)
+    parser.add_argument("--http-rounds", type=int, default=1)
+    parser.add_argument("--snapshot-reps", type=int, default=3)
+    parser.add_argument("--page-requests", type=int, default=15)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="smallest size, one short run of everything (checks the harness)",
+    )
+    parser.add_argument("--no-report", action="store_true")
+    parser.add_argument("--db-suffix", default="", help="appended to the bench database names")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.sizes = args.http_sizes = "10k"
+        args.http_duration, args.snapshot_reps, args.page_requests = 1, 1, 2
+    warmup = 0 if args.smoke else http_bench.WARMUP_SECONDS
+    sizes = parse_sizes(args.sizes)
+    http_sizes = set(parse_sizes(args.http_sizes)) & set(sizes)
+    if http_sizes and shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does)")
+    print(f"[bench] load average at start: {load_average()}")
+
+    results: dict[str, dict[str, Any]] = {"pages": {}, "snapshot": {}, "http": {}}
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    for size in sizes:
+        t0 = time.monotonic()
+        with datagen.bench_database(size, args.db_suffix) as db_name:
+            timings[f"datagen {size}"] = round(time.monotonic() - t0, 1)
+            t0 = time.monotonic()
+            results["pages"][size] = pages_bench.bench_size(
+                size, db_name, requests=args.page_requests, logs=log_dir()
+            )
+            timings[f"pages {size}"] = round(time.monotonic() - t0, 1)
+            t0 = time.monotonic()
+            # The 1m snapshot is the slowest step of the whole run: two repetitions there.
+            reps = min(args.snapshot_reps, 2) if size == "1m" else args.snapshot_reps
+            results["snapshot"][size] = snapshot_bench.bench_size(size, db_name, reps=reps)
+            timings[f"snapshot {size}"] = round(time.monotonic() - t0, 1)
+            if size in http_sizes:
+                t0 = time.monotonic()
+                results["http"][size] = http_bench.bench_size(
+                    size,
+                    db_name,
+                    seconds=args.http_duration,
+                    rounds=args.http_rounds,
+                    only=None,
+                    logs=log_dir(),
+                    warmup=warmup,
+                )
+                timings[f"http {size}"] = round(time.monotonic() - t0, 1)
+    total = round(time.monotonic() - started, 1)
+    save_result("pages", {"sizes": results["pages"], "seconds": total, "timings": timings})
+    save_result("snapshot", {"sizes": results["snapshot"], "seconds": total, "timings": timings})
+    if results["http"]:
+        save_result(
+            "http",
+            {
+                "sizes": results["http"],
+                "settings": http_bench.settings(args.http_duration, args.http_rounds, warmup),
+                "seconds": total,
+                "timings": timings,
+            },
+        )
+    print(f"[bench] done in {total} s: {timings}")
+    if not args.no_report:
+        report.write()
+
+
+if __name__ == "__main__":
+    main()
