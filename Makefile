@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-postgres test-embedded lint format typecheck check clean
+.PHONY: install run test test-postgres test-embedded lint format typecheck check clean bench
 
 install: $(STAMP)
 
@@ -29,6 +29,20 @@ test-postgres: install
 
 test-embedded: install
 	TASKTRACKER_TEST_BACKEND=embedded $(BIN)/python -m pytest -m "not postgres_only and not worker"
+
+## Benchmarks of SPEC section 10 against PostgreSQL and Redis on localhost (about ten minutes on
+## 2 cores): each figure beside its limit, written to docs/benchmarks.md and docs/benchmarks/.
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: install $(BENCH_STAMP)
+	@command -v wrk >/dev/null || { echo "wrk is missing; installing it"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
+	$(BIN)/python -m bench.run
+	@if [ -f bench/import_bench.py ]; then $(BIN)/python -m bench.import_bench; fi
 
 lint: install
 	$(BIN)/ruff check .
