@@ -115,6 +115,8 @@ def test_create_changes_the_log_cache_version(
         ({"task_name": "ok", "due_date": "31/01/2030"}, "due_date"),
         ({"task_name": "ok", "assignee_id": "2"}, "assignee_id"),
         ({"task_name": "ok", "assignee_id": 0}, "assignee_id"),
+        ({"task_name": "ok", "assignee_id": 2**31}, "assignee_id"),
+        ({"task_name": "ok", "assignee_id": True}, "assignee_id"),
         ({"task_name": "ok", "owner": "me"}, "owner"),
         ({"task_name": "ok", "id": 5}, "id"),
         ({"task_name": "ok", "created_at": "2024-01-01"}, "created_at"),

@@ -201,6 +201,20 @@ def test_created_filters_are_whole_days(
     assert set(names(before)) == {"a", "b"}
 
 
+@pytest.mark.parametrize(
+    ("query", "total"),
+    [
+        ("created_from=0001-01-01", 5),
+        ("created_to=9999-12-31", 5),
+        ("due_from=0001-01-01&due_to=9999-12-31", 3),  # c and e have no due date
+    ],
+)
+def test_dates_at_the_ends_of_the_calendar_are_no_error(
+    client: FlaskClient, user: TestUser, assorted: dict[str, int], query: str, total: int
+) -> None:
+    assert client.get(f"{LIST}?{query}", headers=user.headers).get_json()["total"] == total
+
+
 def test_deleted_filter_is_for_admins(
     client: FlaskClient, admin: TestUser, user: TestUser, assorted: dict[str, int]
 ) -> None:

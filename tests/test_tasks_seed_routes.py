@@ -78,6 +78,7 @@ def test_post_task_with_todays_date_is_created_now(client: FlaskClient, user: Te
         ({"priority": "urgent"}, "priority"),
         ({"status": "yes"}, "status"),
         ({"created_at": "04/01/2025"}, "created_at"),
+        ({"created_at": "1800-01-01"}, "created_at"),
         ({"created_at": (date.today() + timedelta(days=2)).isoformat()}, "created_at"),
         ({"assigned_user": "nobody"}, "assigned_user"),
         ({"user_id": 1}, "user_id"),

@@ -20,6 +20,10 @@ from .common import PageArgs, PageMeta, UserRef
 MAX_NAME = 255
 MAX_DESCRIPTION = 10_000
 MAX_SEARCH = 500
+MAX_ID = 2**31 - 1  # ids are PostgreSQL integers
+# The earliest creation day the seed's created_at may name: every time zone can express its
+# midnight, and no real task is older.
+EARLIEST_DAY = date(1900, 1, 1)
 _USER_ID = re.compile(r"[0-9]{1,9}")  # ids are 32-bit: a longer number names nobody
 
 
@@ -128,7 +132,7 @@ def _assignee_id() -> ma.fields.Integer:
     return ma.fields.Integer(
         allow_none=True,
         strict=True,
-        validate=ma.validate.Range(min=1),
+        validate=ma.validate.Range(min=1, max=MAX_ID),
         metadata={"description": "The assignee's user id (null: nobody)."},
     )
 
@@ -168,12 +172,16 @@ class SeedTaskCreateSchema(TaskCreateSchema):
     created_at = ma.fields.Date(
         attribute="created_on",
         allow_none=True,
+        validate=ma.validate.Range(min=EARLIEST_DAY),
         metadata={"description": "The day the task was created (default today)."},
     )
 
 
 class TaskUpdateSchema(_OneAssignee):
     """PATCH (and the seed's PUT): only the fields named change."""
+
+    class Meta(_OneAssignee.Meta):
+        json_schema = {"minProperties": 1}  # see _not_empty
 
     task_name = _task_name()
     description = _description()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import Enum
 from typing import Any
 
@@ -139,7 +139,7 @@ def build_query(actor: Actor, params: Mapping[str, Any], tz: tzinfo) -> ListQuer
     """Turn list/export parameters into filters and a sort; only admins see deleted tasks."""
     require(actor, Permission.READ)
     deleted = Deleted(params.get("deleted") or Deleted.EXCLUDE)
-    if deleted != Deleted.EXCLUDE and not can(actor, Permission.SEE_DELETED):
+    if deleted != Deleted.EXCLUDE:
         require(actor, Permission.SEE_DELETED)
     created_from, created_to = params.get("created_from"), params.get("created_to")
     search = (params.get("q") or "").strip() or None
@@ -151,8 +151,8 @@ def build_query(actor: Actor, params: Mapping[str, Any], tz: tzinfo) -> ListQuer
         due_from=params.get("due_from"),
         due_to=params.get("due_to"),
         # created_* are calendar days in the installation's time zone, both ends included.
-        created_from=_start_of(created_from, tz) if created_from else None,
-        created_before=_start_of(created_to + timedelta(days=1), tz) if created_to else None,
+        created_from=_day_start(created_from, tz),
+        created_before=_day_start(created_to, tz, next_day=True),
         search=search,
         deleted=deleted,
     )
@@ -161,6 +161,17 @@ def build_query(actor: Actor, params: Mapping[str, Any], tz: tzinfo) -> ListQuer
 
 def _start_of(day: date, tz: tzinfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=tz)
+
+
+def _day_start(day: date | None, tz: tzinfo, *, next_day: bool = False) -> datetime | None:
+    """Midnight of the day (or of the next) as a UTC bound; None when there is no bound,
+    also at the ends of the calendar (year 1 or 9999), where every task is inside anyway."""
+    if day is None:
+        return None
+    try:
+        return _start_of(day + timedelta(days=1) if next_day else day, tz).astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def list_tasks(
