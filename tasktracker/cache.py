@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 class Cache(Protocol):
     def get(self, key: str) -> bytes | None: ...
 
-    def set(self, key: str, value: bytes, ttl: int) -> None: ...
+    def set(self, key: str, value: bytes, ttl: int, *, best_effort: bool = False) -> None: ...
 
     def get_many(self, keys: list[str]) -> list[bytes | None]: ...
 
@@ -49,7 +49,7 @@ class MemoryCache:
     def get_many(self, keys: list[str]) -> list[bytes | None]:
         return [self.get(key) for key in keys]
 
-    def set(self, key: str, value: bytes, ttl: int) -> None:
+    def set(self, key: str, value: bytes, ttl: int, *, best_effort: bool = False) -> None:
         with self._lock:
             self._data[key] = (time.monotonic() + ttl, value)
 
@@ -74,13 +74,15 @@ class RedisCache:
 
     An outage is logged once (a warning when it starts, an info line when Redis is back), not
     once per call. For a short while after a failure, reads answer "miss" at once instead of
-    waiting for another connect timeout (a miss is always safe: callers fall back to the
-    database). Writes always try: a skipped write could leave a stale value behind (a cached
-    "not revoked", an old version number).
+    waiting for another timeout (a miss is always safe: callers fall back to the database),
+    and so do ``best_effort`` writes (a page to cache, a "not revoked" answer to remember):
+    with a Redis that hangs rather than refuses, each of them would otherwise cost a socket
+    timeout on the request path. Writes that keep the cache honest (a revocation mark, a
+    version bump) always try: a skipped one could leave a stale value behind.
     """
 
-    # How long reads skip Redis after a failure.
-    RETRY_AFTER_SECONDS = 1.0
+    # How long reads and best-effort writes skip Redis after a failure.
+    RETRY_AFTER_SECONDS = 5.0
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._client = client
@@ -133,7 +135,9 @@ class RedisCache:
         self._succeeded()
         return [v if isinstance(v, bytes) else None for v in values]
 
-    def set(self, key: str, value: bytes, ttl: int) -> None:
+    def set(self, key: str, value: bytes, ttl: int, *, best_effort: bool = False) -> None:
+        if best_effort and self._skipping():
+            return
         try:
             self._client.set(self._k(key), value, ex=ttl)
         except redis.RedisError as exc:

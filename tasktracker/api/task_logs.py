@@ -91,7 +91,9 @@ def cached_when_dated(route: str, schema: type[ma.Schema]) -> Callable[[F], F]:
                 return hit
             response = cast(Response, view(*args, **kwargs))
             if response.status_code == 200:
-                c.cache.set(key, response.get_data(), c.settings.cache_ttl_seconds)
+                c.cache.set(
+                    key, response.get_data(), c.settings.cache_ttl_seconds, best_effort=True
+                )
             response.headers["X-Cache"] = "MISS"
             return response
 

@@ -42,5 +42,7 @@ class RevocationStore:
         if not revoked:
             for token_id, value in zip(token_ids, cached, strict=True):
                 if value is None:
-                    self._cache.set(self._key(token_id), NOT_REVOKED, NEGATIVE_TTL)
+                    self._cache.set(
+                        self._key(token_id), NOT_REVOKED, NEGATIVE_TTL, best_effort=True
+                    )
         return revoked

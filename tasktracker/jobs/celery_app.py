@@ -29,6 +29,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_always_eager": settings.celery_eager,
         "task_eager_propagates": True,
         "task_store_eager_result": False,
+        # Job state lives in the database (snapshot_runs, import_jobs), so no task needs its
+        # result stored; ignoring results also keeps a publish from touching the result
+        # backend, which with Redis down failed with a RuntimeError instead of a clean 503.
+        "task_ignore_result": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
