@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-postgres test-embedded lint format typecheck check clean bench
+.PHONY: install run test test-postgres test-embedded test-conformance lint format typecheck check clean bench
 
 install: $(STAMP)
 
@@ -21,14 +21,26 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	$(BIN)/tasktracker run
 
-## The whole suite: PostgreSQL + Redis + a real Celery worker, then the embedded mode.
-test: install test-postgres test-embedded
+## The whole suite: PostgreSQL + Redis + a real Celery worker, then the embedded mode, then
+## the black-box stages against a live server.
+test: install test-postgres test-embedded test-conformance
 
 test-postgres: install
 	$(BIN)/python -m pytest
 
 test-embedded: install
 	TASKTRACKER_TEST_BACKEND=embedded $(BIN)/python -m pytest -m "not postgres_only and not worker"
+
+## A live server (gunicorn on PostgreSQL + Redis with a worker, then embedded): schemathesis over
+## /openapi.json for each role, the Postman collection (docs/postman) by newman, and Swagger UI
+## in headless Chromium. Reports and build/swagger-ui.png are kept under build/.
+test-conformance: install node_modules/.package-lock.json
+	$(BIN)/python -m pytest tests/conformance
+
+node_modules/.package-lock.json: package.json package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund; else \
+	  echo "!!! npm is missing: the Postman (newman) stage cannot run. Install Node.js and npm" \
+	  "(apt-get install -y nodejs npm), then run make again."; fi
 
 ## Benchmarks of SPEC section 10 against PostgreSQL and Redis on localhost (about ten minutes on
 ## 2 cores): each figure beside its limit, written to docs/benchmarks.md and docs/benchmarks/.
@@ -58,4 +70,4 @@ typecheck: install
 check: lint typecheck test
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Black-box conformance stages run against a live server (``make test-conformance``)."""
