@@ -121,7 +121,14 @@ class Imports(MethodView):
 
     @_documented(blp)
     def post(self, query: dict[str, Any], form: dict[str, Any]) -> Any:
-        """Import tasks from a CSV file (admin)"""
+        """Import tasks from a CSV file (admin)
+
+        201: imported (partial mode: the report lists the rows left out). 200: dry run.
+        202: a large file was queued; follow the Location. 422 in atomic mode when any row is
+        bad: nothing is imported and ``error.details`` is the import report (the same keys
+        as a 201, with ``errors`` giving each bad row's line, column and reason). 409: the
+        same file was imported before (``error.details.import_id``); send force=true.
+        """
         return _upload(query, form)
 
 
@@ -129,7 +136,7 @@ class Imports(MethodView):
 class ImportById(MethodView):
     @auth_required()
     @blp.response(200, ImportReportSchema)
-    @blp.errors(401, 403, 404)
+    @blp.errors(401, 403, 404, 429)
     def get(self, import_id: int) -> ImportJob:
         """An import's status, progress and report (admin, or the admin who started it)"""
         return import_service.get_import(container().uow(), current_actor(), import_id)
@@ -141,7 +148,10 @@ class SeedUpload(MethodView):
 
     @_documented(seed)
     def post(self, query: dict[str, Any], form: dict[str, Any]) -> Any:
-        """The seed's CSV upload (same as POST /api/v1/imports)"""
+        """The seed's CSV upload (same as POST /api/v1/imports)
+
+        Same body, options and answers as POST /api/v1/imports.
+        """
         return _upload(query, form)
 
 
