@@ -281,3 +281,8 @@ def test_lengths_and_required_priority() -> None:
 def test_a_long_bad_value_is_cut_short_in_its_message() -> None:
     _, errors = validate_row(2, row(priority="x" * 500), USERS)
     assert len(errors[0].message) < 120
+
+
+def test_excels_separator_line_is_honoured() -> None:
+    records, _ = read("sep=;\r\ntask_name;priority\r\nA;low\r\nB;high\r\n")
+    assert records == [(3, ["A", "low"]), (4, ["B", "high"])]

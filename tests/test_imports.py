@@ -576,11 +576,22 @@ def test_a_body_over_the_size_limit_is_413(
     assert all_tasks(app) == []
 
 
+def test_a_line_too_long_to_be_a_task_row_is_422(
+    client: FlaskClient, app: Flask, admin: TestUser, import_dir: Path
+) -> None:
+    content = "task_name,priority\nA,low\n" + "x" * (1_100_000) + ",low\nB,low\n"
+    response = post_csv(client, admin.headers, content)
+    assert response.status_code == 422
+    assert "longer than 1 MiB" in response.get_json()["error"]["message"]
+    assert all_tasks(app) == []
+    assert list(import_dir.glob("*")) == []
+
+
 def test_the_uploaded_name_is_never_a_path(
     client: FlaskClient, app: Flask, admin: TestUser, import_dir: Path, tmp_path: Path
 ) -> None:
     response = post_csv(
-        client, admin.headers, "task_name,priority\nA,low\n", filename="../../evil.csv"
+        client, admin.headers, "task_name,priority\nA,low\n", filename="../../evil\x01.csv"
     )
     assert response.status_code == 201
     assert response.get_json()["file_name"] == "../../evil.csv"  # shown, never used

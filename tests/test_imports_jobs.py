@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from tasktracker.auth.policy import Actor
 from tasktracker.config import Settings
-from tasktracker.errors import Conflict
+from tasktracker.errors import Conflict, InvalidInput
 from tasktracker.models import ImportJob, Role, Task, db
 from tasktracker.services import imports as import_service
 
@@ -333,3 +333,36 @@ def test_a_job_that_cannot_be_queued_is_503_and_marked_failed(
         db.session.remove()
     assert list((data_dir / "imports").glob("*")) == []
     assert count_tasks(app) == 0
+
+
+# -- storing the upload --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("chunks", "ok"),
+    [
+        ([b"a" * 1000 + b"\n"] * 3, True),
+        ([b"a" * (1 << 20)], True),  # exactly the limit, in one chunk
+        ([b"a" * (1 << 19), b"a" * (1 << 19), b"\nb"], True),
+        ([b"a" * (1 << 19), b"a" * (1 << 19), b"a\n"], False),  # one byte over, across chunks
+        ([b"x\n" + b"a" * ((1 << 20) - 1), b"a" * 10 + b"\r"], False),
+        ([b"x\r" + b"a" * ((1 << 20) - 2), b"\r\n" + b"a" * ((1 << 20) - 2)], True),
+    ],
+)
+def test_lines_longer_than_the_limit_are_found_across_chunks(
+    chunks: list[bytes], ok: bool, tmp_path: Path
+) -> None:
+    class Chunked(io.RawIOBase):
+        def __init__(self) -> None:
+            self.parts = list(chunks)
+
+        def read(self, size: int = -1) -> bytes:
+            return self.parts.pop(0) if self.parts else b""
+
+    if ok:
+        stored = import_service.store_upload(Chunked(), tmp_path)
+        assert stored.size == sum(map(len, chunks))
+    else:
+        with pytest.raises(InvalidInput, match="longer than 1 MiB"):
+            import_service.store_upload(Chunked(), tmp_path)
+        assert list(tmp_path.glob("*")) == []

@@ -161,18 +161,19 @@ class Header:
         return len(self.columns)
 
 
-def parse_header(first_line: str) -> Header:
+def parse_header(first_line: str, delimiter: str | None = None) -> Header:
     """Read the header line, choosing the delimiter (',' or ';' or tab) that names most of our
-    columns. Unknown, duplicate or missing required columns are a 422 naming them."""
+    columns unless one is given. Unknown, duplicate or missing required columns are a 422
+    naming them."""
     best: tuple[int, str, list[str]] | None = None
-    for delimiter in (",", ";", "\t"):
-        cells = next(csv.reader([first_line], delimiter=delimiter), [])
+    for candidate in (delimiter,) if delimiter else (",", ";", "\t"):
+        cells = next(csv.reader([first_line], delimiter=candidate), [])
         names = [normalise_header(cell) for cell in cells]
         known = sum(name in COLUMNS for name in names)
         if best is None or known > best[0]:
-            best = (known, delimiter, names)
+            best = (known, candidate, names)
     assert best is not None
-    _, delimiter, names = best
+    _, chosen, names = best
     # Spreadsheets pad the header with empty cells for formatted but empty columns.
     while names and not names[-1]:
         names.pop()
@@ -204,7 +205,7 @@ def parse_header(first_line: str) -> Header:
         if duplicates:
             details["duplicate_columns"] = duplicates
         raise InvalidInput(message, details)
-    return Header(delimiter=delimiter, columns=tuple(names))
+    return Header(delimiter=chosen, columns=tuple(names))
 
 
 class TaskCsv:
@@ -216,12 +217,19 @@ class TaskCsv:
 
     def __init__(self, text: TextIO) -> None:
         first = text.readline()
+        delimiter = None
+        self._header_lines = 1
+        # Excel may put its separator on a first line of its own: "sep=;".
+        if re.fullmatch(r"sep=.\r?\n?", first, re.IGNORECASE):
+            delimiter = first[4]
+            first = text.readline()
+            self._header_lines = 2
         if not first.strip():
             raise InvalidInput(
                 "The file is empty: it needs a header line and at least one row.",
                 {"file": ["The file is empty."]},
             )
-        self.header = parse_header(first.rstrip("\r\n"))
+        self.header = parse_header(first.rstrip("\r\n"), delimiter)
         self._reader = csv.reader(text, delimiter=self.header.delimiter)
 
     @property
@@ -235,7 +243,8 @@ class TaskCsv:
         the all-comma rows spreadsheets leave at the end, are skipped."""
         reader = self._reader
         width = self.header.width
-        consumed = 1  # physical lines read so far, the header included
+        header_lines = self._header_lines
+        consumed = header_lines  # physical lines read so far, the header included
         while True:
             try:
                 fields = next(reader)
@@ -245,10 +254,10 @@ class TaskCsv:
                 # The csv module gives up on this record (e.g. a field over its size limit)
                 # and resumes on the next physical line.
                 errors.add(consumed + 1, None, MSG_UNREADABLE % exc)
-                consumed = reader.line_num + 1
+                consumed = reader.line_num + header_lines
                 continue
             line = consumed + 1
-            consumed = reader.line_num + 1
+            consumed = reader.line_num + header_lines
             if len(fields) != width:
                 if not "".join(fields).strip(WHITESPACE):
                     continue

@@ -42,6 +42,9 @@ from .csv_rows import RowError, RowErrors, TaskCsv, clean_row, validate_row
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
+# No task row comes near this; a longer line is not a task file, and reading it as a line
+# would hold all of it in memory.
+MAX_LINE_BYTES = 1 << 20
 PROGRESS_EVERY_ROWS = 50_000
 SQLITE_BATCH_ROWS = 1_000
 MAX_FILE_NAME = 255
@@ -120,6 +123,7 @@ def store_upload(stream: IO[bytes], directory: Path) -> StoredFile:
     decoder = codecs.getincrementaldecoder("utf-8")()
     size = newlines = 0
     last = b""
+    line_so_far = 0  # bytes since the last line break
     try:
         with open(path, "xb") as out:
             while chunk := stream.read(CHUNK_BYTES):
@@ -134,6 +138,7 @@ def store_upload(stream: IO[bytes], directory: Path) -> StoredFile:
                     decoder.decode(chunk)
                 except UnicodeDecodeError as exc:
                     raise _not_utf8(size + exc.start) from exc
+                line_so_far = _check_line_length(chunk, line_so_far)
                 digest.update(chunk)
                 newlines += chunk.count(b"\n")
                 size += len(chunk)
@@ -148,6 +153,29 @@ def store_upload(stream: IO[bytes], directory: Path) -> StoredFile:
         raise
     lines = newlines + (1 if last not in (b"", b"\n") else 0)
     return StoredFile(key, path, digest.hexdigest(), size, lines)
+
+
+def _check_line_length(chunk: bytes, line_so_far: int) -> int:
+    """Refuse a line longer than MAX_LINE_BYTES (reading one would take that much memory);
+    returns the length of the line still open at the chunk's end.
+
+    A chunk is no longer than the limit, so only a line that crosses a chunk boundary can
+    exceed it: the check is two searches per chunk, not one per line.
+    """
+    breaks = [i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i >= 0]
+    if not breaks:
+        line_so_far += len(chunk)
+    else:
+        line_so_far += min(breaks)
+    if line_so_far > MAX_LINE_BYTES:
+        raise InvalidInput(
+            f"The file has a line longer than {MAX_LINE_BYTES // 2**20} MiB: it is not a task "
+            "CSV file.",
+            {"file": [f"A line is longer than {MAX_LINE_BYTES // 2**20} MiB."]},
+        )
+    if not breaks:
+        return line_so_far
+    return len(chunk) - 1 - max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
 
 
 def _refuse_other_encodings(head: bytes) -> None:
@@ -215,7 +243,7 @@ def submit_import(
             job = uow.imports.add(
                 ImportJob(
                     status=ImportStatus.QUEUED.value,
-                    file_name=(file_name or "")[:MAX_FILE_NAME] or None,
+                    file_name=_display_name(file_name),
                     sha256=stored.sha256,
                     size_bytes=stored.size,
                     mode=options.mode.value,
@@ -261,6 +289,12 @@ def get_job(uow: UnitOfWork, job_id: int) -> ImportJob:
         if job is None:
             raise NotFound(f"Import {job_id} does not exist.")
         return job
+
+
+def _display_name(file_name: str | None) -> str | None:
+    """The client's file name, for display only (never a path): printable and bounded."""
+    name = "".join(ch for ch in file_name or "" if ch.isprintable()).strip()
+    return name[:MAX_FILE_NAME] or None
 
 
 def _refuse_duplicate(uow: UnitOfWork, sha256: str, exclude_id: int | None = None) -> None:
