@@ -39,8 +39,11 @@ class BrowserError(RuntimeError):
 class Browser:
     """One page of a headless Chromium; ``events`` collects every protocol event received."""
 
-    def __init__(self, process: subprocess.Popen[bytes], to_browser: int, from_browser: int):
+    def __init__(
+        self, process: subprocess.Popen[bytes], to_browser: int, from_browser: int, log_path: Path
+    ):
         self.process = process
+        self.log_path = log_path
         self._out = to_browser
         self._in = from_browser
         self._buffer = b""
@@ -59,7 +62,10 @@ class Browser:
                 continue
             chunk = os.read(self._in, 1 << 16)
             if not chunk:
-                raise BrowserError(f"Chromium closed the pipe (exit code {self.process.poll()})")
+                raise BrowserError(
+                    f"Chromium closed the pipe (exit code {self.process.poll()}); "
+                    f"its output is in {self.log_path}"
+                )
             self._buffer += chunk
         raw, _, self._buffer = self._buffer.partition(b"\0")
         return dict(json.loads(raw))
@@ -202,7 +208,7 @@ def chromium(
         )
     os.close(browser_in)
     os.close(browser_out)
-    browser = Browser(process, to_browser_w, from_browser_r)
+    browser = Browser(process, to_browser_w, from_browser_r, log_path)
     try:
         yield browser
     finally:
