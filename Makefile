@@ -53,8 +53,9 @@ $(BENCH_STAMP): $(STAMP)
 bench: install $(BENCH_STAMP)
 	@command -v wrk >/dev/null || { echo "wrk is missing; installing it"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run --no-report
 	@if [ -f bench/import_bench.py ]; then $(BIN)/python -m bench.import_bench; fi
+	$(BIN)/python -m bench.report
 
 lint: install
 	$(BIN)/ruff check .
