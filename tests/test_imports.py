@@ -251,6 +251,27 @@ def test_spreadsheet_file_in_atomic_mode_imports_nothing(
     assert stored["errors"] == SPREADSHEET_ERRORS
 
 
+@pytest.mark.postgres_only
+def test_dates_are_checked_alike_when_staging_does_not_gather_them(
+    client: FlaskClient,
+    app: Flask,
+    admin: TestUser,
+    alice: TestUser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tasktracker.repositories import imports as repository
+
+    # A file with more distinct dates than staging keeps: the check finds them in SQL.
+    monkeypatch.setattr(repository, "MAX_DISTINCT_DATES", 0)
+    content = SPREADSHEET + "".join(f"Extra {i},,,low,{1 + i}/1/2024,,\r\n" for i in range(12))
+    response = post_csv(client, admin.headers, content, query={"mode": "partial"})
+    assert response.status_code == 201, response.get_json()
+    report = response.get_json()
+    assert report["errors"] == SPREADSHEET_ERRORS
+    assert report["imported"] == 2 + 12
+    assert datetime(2024, 12, 1, tzinfo=UTC) in {task.created_at for task in all_tasks(app)}
+
+
 @pytest.mark.parametrize("where", ["query", "form"])
 def test_spreadsheet_file_in_partial_mode_imports_the_good_rows(
     client: FlaskClient, app: Flask, admin: TestUser, alice: TestUser, where: str

@@ -30,6 +30,14 @@ COPY_FLUSH_ROWS = 5_000
 
 
 @dataclass(frozen=True)
+class Staged:
+    """What staging left: the row count, and the distinct date texts when gathered."""
+
+    rows: int
+    dates: set[str] | None
+
+
+@dataclass(frozen=True)
 class StagedCheck:
     """What the set-based validation found in the staged rows."""
 
@@ -89,9 +97,13 @@ def _date(column: str) -> str:
 
 
 DATES = "import_dates"
+DATE_TEXTS = "import_date_texts"
+DATE_COLUMNS = ("created_at", "due_date")
+MAX_DISTINCT_DATES = 50_000
 
 # A file holds few distinct dates (spreadsheets repeat them), so each distinct text is parsed
-# once here and joined back, rather than parsed again on every row.
+# once and joined back, rather than parsed again on every row. Staging gathers the texts as
+# it goes (DATES_FROM_TEXTS_SQL); when it gave up (too many), one pass finds them here.
 DATES_SQL = f"""
 CREATE TEMP TABLE {DATES} ON COMMIT DROP AS
 SELECT raw, {_date("raw")} AS value
@@ -99,6 +111,11 @@ FROM (SELECT {_present("created_at")} AS raw FROM {STAGING}
       UNION
       SELECT {_present("due_date")} FROM {STAGING}) AS distinct_dates
 WHERE raw IS NOT NULL
+"""  # noqa: S608 - built from this module's constants only
+
+DATES_FROM_TEXTS_SQL = f"""
+CREATE TEMP TABLE {DATES} ON COMMIT DROP AS
+SELECT raw, {_date("raw")} AS value FROM {DATE_TEXTS}
 """  # noqa: S608 - built from this module's constants only
 
 # One pass over the staging table: clean every cell once (OFFSET 0 keeps the planner from
@@ -278,8 +295,8 @@ class ImportRepository:
         *,
         on_progress: Callable[[int], None],
         progress_every: int,
-    ) -> int:
-        """COPY the records into a fresh staging table; returns how many were staged."""
+    ) -> Staged:
+        """COPY the records into a fresh staging table (cells cleaned by rules.CLEANERS)."""
         unknown = set(columns) - set(rules.COLUMNS)
         assert not unknown, unknown  # names go into SQL: only our own column names
         # JIT compiling the check costs about a second and, for these simple expressions,
@@ -299,6 +316,10 @@ class ImportRepository:
         copy_sql = f"COPY {STAGING} ({', '.join(columns)}, line) FROM STDIN"
         tabs = len(columns) - 1
         cleaners = [rules.CLEANERS[name] for name in columns]
+        date_cells = [i for i, name in enumerate(columns) if name in DATE_COLUMNS]
+        # The distinct date texts, gathered here for almost nothing, spare the check a pass
+        # over the whole staging table; a file with implausibly many gives up the gathering.
+        dates: set[str] | None = set()
         chunk: list[str] = []
         staged = 0
         with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
@@ -307,7 +328,8 @@ class ImportRepository:
                 # escapes nor cleaning (no tab, CR, LF or backslash inside a cell; no space at
                 # a cell's edge; no cell starting with a quote), which a few scans in C over
                 # the joined row establish. Only the other rows are handled cell by cell.
-                row = "\t".join(values)
+                cells = values
+                row = "\t".join(cells)
                 if (
                     "\\" in row
                     or "\n" in row
@@ -319,22 +341,31 @@ class ImportRepository:
                     or row[-1:] == " "
                     or row.count("\t") != tabs
                 ):
-                    row = "\t".join(
-                        _escape(clean(value)) for clean, value in zip(cleaners, values, strict=True)
-                    )
+                    cells = [clean(value) for clean, value in zip(cleaners, values, strict=True)]
+                    row = "\t".join(map(_escape, cells))
+                if dates is not None:
+                    for i in date_cells:
+                        dates.add(cells[i])
                 chunk.append(f"{row}\t{line}\n")
                 staged += 1
                 if staged % COPY_FLUSH_ROWS == 0:
                     copy.write("".join(chunk))
                     chunk.clear()
+                    if dates is not None and len(dates) > MAX_DISTINCT_DATES:
+                        dates = None
                     if staged % progress_every == 0:
                         on_progress(staged)
             copy.write("".join(chunk))
-        return staged
+        if dates is not None and len(dates) > MAX_DISTINCT_DATES:
+            dates = None
+        return Staged(rows=staged, dates=dates)
 
-    def check_staged(self, error_limit: int) -> StagedCheck:
+    def check_staged(self, staged: Staged, error_limit: int) -> StagedCheck:
         """Validate every staged row at once; the first ``error_limit`` reasons come back."""
-        self.session.execute(text(DATES_SQL))
+        if staged.dates is None:
+            self.session.execute(text(DATES_SQL))
+        else:
+            self._dates_from(staged.dates)
         self.session.execute(text(f"ANALYZE {DATES}"))
         self.session.execute(text(CHECK_SQL))
         rows, bad_rows = self.session.execute(text(COUNT_SQL)).one()
@@ -345,6 +376,19 @@ class ImportRepository:
             )
             errors = [rules.RowError(line, column, message) for line, column, message in result]
         return StagedCheck(rows=rows, bad_rows=bad_rows, errors=errors)
+
+    def _dates_from(self, texts: set[str]) -> None:
+        """The dates table from date texts gathered while staging (parsed in SQL, once each)."""
+        self.session.execute(
+            text(f"CREATE TEMP TABLE {DATE_TEXTS} (raw text NOT NULL) ON COMMIT DROP")
+        )
+        raw = self.session.connection().connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor, cursor.copy(f"COPY {DATE_TEXTS} (raw) FROM STDIN") as copy:
+            for value in texts:
+                if value:
+                    copy.write_row((value,))
+        self.session.execute(text(DATES_FROM_TEXTS_SQL))
 
     def insert_checked(self, created_by_id: int) -> int:
         """Insert every valid checked row as a task; returns how many."""

@@ -445,14 +445,14 @@ def _copy_and_check(
     read_errors = RowErrors(keep=max_errors + 1)
     tally = Tally()
     with tally.timing("stage"):
-        uow.imports.stage(
+        staged = uow.imports.stage(
             reader.columns,
             reader.records(read_errors),
             on_progress=progress,
             progress_every=PROGRESS_EVERY_ROWS,
         )
     with tally.timing("check"):
-        check = uow.imports.check_staged(error_limit=max_errors + 1)
+        check = uow.imports.check_staged(staged, error_limit=max_errors + 1)
     tally.total_rows = check.rows + read_errors.rows
     tally.failed = check.bad_rows + read_errors.rows
     tally.errors = _first_errors(_by_line(read_errors.items, check.errors), max_errors)
