@@ -102,3 +102,24 @@ def test_the_favicon_is_served_locally(client: FlaskClient) -> None:
     response.close()  # a file response holds the file open until closed
     assert response.status_code == 200
     assert response.mimetype == "image/png"
+
+
+def test_an_out_of_range_id_matches_no_rule_of_any_method() -> None:
+    """Where one URL has rules for different methods (the seed's /task/<id>), an id past the
+    bound is a 404 for every method, not a 405 from the rules of the other methods."""
+    from flask import Flask as App
+
+    from tasktracker.api.base import BigIdConverter, IdConverter
+
+    app = App("ids")
+    app.url_map.converters.update(id=IdConverter, bigid=BigIdConverter)
+    app.add_url_rule("/t/<id:n>", "read", lambda n: str(n), methods=["GET"])
+    app.add_url_rule("/t/<id:n>", "write", lambda n: str(n), methods=["PUT"])
+    app.add_url_rule("/log/<bigid:n>", "log", lambda n: str(n), methods=["GET"])
+    client = app.test_client()
+    assert client.get(f"/t/{2**31 - 1}").status_code == 200
+    assert client.put("/t/1").status_code == 200
+    for path in (f"/t/{2**31}", "/t/0", "/t/007", f"/t/{10**30}"):
+        assert client.get(path).status_code == 404, path
+    assert client.get(f"/log/{2**63 - 1}").status_code == 200
+    assert client.get(f"/log/{2**63}").status_code == 404

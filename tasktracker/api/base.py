@@ -79,22 +79,41 @@ class ApiBlueprint(Blueprint):
         return decorator
 
 
+def _numbers_up_to(limit: int) -> str:
+    """A regex of the decimal numbers 1..``limit``, without leading zeros."""
+    digits = str(limit)
+    choices = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
+    for i, digit in enumerate(digits):
+        lowest = 1 if i == 0 else 0
+        if int(digit) > lowest:
+            rest = len(digits) - i - 1
+            choices.append(
+                f"{digits[:i]}[{lowest}-{int(digit) - 1}]" + (f"[0-9]{{{rest}}}" if rest else "")
+            )
+    choices.append(digits)
+    return "(?:" + "|".join(choices) + ")"
+
+
 class IdConverter(IntegerConverter):
     """``<id:name>``: a row id, 1 to 2**31 - 1 (PostgreSQL ``integer``).
 
     A larger number cannot name a row, and sent to the database it is an out-of-range error
-    (a 500); with this bound it does not match the route, a 404. The bound is documented.
+    (a 500). Here it does not match the URL at all, so it is a 404, also where one URL has
+    rules for different methods (a number refused by a converter would make it a 405). The
+    bounds are documented (minimum, maximum).
     """
 
+    MAX = 2**31 - 1
+
     def __init__(self, url_map: Map) -> None:
-        super().__init__(url_map, min=1, max=2**31 - 1)
+        super().__init__(url_map, min=1, max=self.MAX)
+        self.regex = _numbers_up_to(self.MAX)
 
 
-class BigIdConverter(IntegerConverter):
+class BigIdConverter(IdConverter):
     """``<bigid:name>``: an id of a ``bigint`` column (task logs), 1 to 2**63 - 1."""
 
-    def __init__(self, url_map: Map) -> None:
-        super().__init__(url_map, min=1, max=2**63 - 1)
+    MAX = 2**63 - 1
 
 
 # What BaseSchema._refuse_nul enforces, said in the document (ECMA and Python regex syntax).
