@@ -546,7 +546,12 @@ def test_a_body_that_is_not_a_form_is_415(
 
 
 def test_a_form_without_the_file_is_422(client: FlaskClient, admin: TestUser) -> None:
+    text_field = "task_name,priority\nA,low\n"
     for response in (
+        client.post(V1, data={"file": text_field}, headers=admin.headers),
+        client.post(
+            V1, data={"file": text_field}, headers=admin.headers, content_type="multipart/form-data"
+        ),
         client.post(V1, headers=admin.headers),
         client.post(V1, data={"mode": "partial"}, headers=admin.headers),
         client.post(

@@ -6,6 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 from flask_smorest.fields import Upload
+from werkzeug.datastructures import FileStorage
 
 from ..api.base import BaseSchema
 from ..models import ImportJob, ImportMode
@@ -29,10 +30,19 @@ class ImportOptionsArgs(BaseSchema):
     force = ma.fields.Boolean(metadata=_FORCE)
 
 
+class FileUpload(Upload):
+    """A file part of the form; a plain text field of the same name is refused."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, FileStorage):
+            raise ma.ValidationError("Must be a file (a form part with a filename).")
+        return value
+
+
 class ImportUploadForm(ImportOptionsArgs):
     """The multipart/form-data body: the CSV file and, optionally, the options."""
 
-    file = Upload(
+    file = FileUpload(
         required=True,
         metadata={
             "description": "UTF-8 CSV (BOM allowed). Header (any order and case): task_name, "
