@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 
 from tasktracker.models import db
+from tasktracker.services.csv_rows import unneutralise
 from tasktracker.services.export import COLUMNS, neutralise
 from tests.conftest import TestUser
 from tests.tasks_helpers import assert_error, bulk_tasks, create
@@ -107,11 +108,15 @@ def test_export_errors(client: FlaskClient, viewer: TestUser) -> None:
         ("\tcmd", "'\tcmd"),
         ("\rcmd", "'\rcmd"),
         ("plain = text", "plain = text"),
+        ("'=already guarded", "''=already guarded"),
+        ("'quoted", "'quoted"),
+        ("''", "''"),
         ("", ""),
     ],
 )
 def test_neutralise(value: str, expected: str) -> None:
     assert neutralise(value) == expected
+    assert unneutralise(neutralise(value)) == value
 
 
 def test_export_neutralises_formula_cells(

@@ -757,6 +757,7 @@ def test_an_export_imports_back_as_the_same_tasks(
         "-leading minus,@at,done,low,1/5/2025,,\n"
         '"  spaced  ","\ttabbed",todo,medium,,ALICE@EXAMPLE.COM,\n'
         'Ünïcödé ✓,"quote "" inside",false,Low,2025-07-04,,2025-07-05\n'
+        "''=looks guarded already,'plain quote,todo,low,,,\n"
     )
     assert post_csv(client, admin.headers, content).status_code == 201
     originals = all_tasks(app)

@@ -339,7 +339,7 @@ def test_sort_with_filters_combined(
         ("deleted=all", "deleted"),
         ("sort=name", "sort"),
         ("sort=-priority,password_hash", "sort"),
-        ("sort=priority,-priority", "sort"),
+        ("sort=priority, -due_date", "sort"),
         ("sort=", "sort"),
         ("sort=due_date,,id", "sort"),
         ("color=red", "color"),

@@ -15,10 +15,9 @@ from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict
 
 from ..auth.flask import auth_required, current_actor
-from ..auth.limits import upload_limit
 from ..auth.policy import Permission
 from ..errors import InvalidInput, UnsupportedMediaType
-from ..extensions import limiter
+from ..extensions import upload_rate_limit
 from ..jobs.import_jobs import enqueue_import
 from ..models import ImportJob, ImportMode
 from ..schemas.imports import ImportOptionsArgs, ImportReportSchema, ImportUploadForm
@@ -117,7 +116,7 @@ def _documented(bp: UploadBlueprint) -> Any:
 
 @blp.route("")
 class Imports(MethodView):
-    decorators = [limiter.limit(upload_limit, methods=["POST"])]
+    decorators = [upload_rate_limit]
 
     @_documented(blp)
     def post(self, query: dict[str, Any], form: dict[str, Any]) -> Any:
@@ -132,7 +131,7 @@ class Imports(MethodView):
         return _upload(query, form)
 
 
-@blp.route("/<int:import_id>")
+@blp.route("/<id:import_id>")
 class ImportById(MethodView):
     @auth_required()
     @blp.response(200, ImportReportSchema)
@@ -144,7 +143,7 @@ class ImportById(MethodView):
 
 @seed.route("/upload-csv")
 class SeedUpload(MethodView):
-    decorators = [limiter.limit(upload_limit, methods=["POST"])]
+    decorators = [upload_rate_limit]
 
     @_documented(seed)
     def post(self, query: dict[str, Any], form: dict[str, Any]) -> Any:

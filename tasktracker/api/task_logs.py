@@ -43,8 +43,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Path converters bounded by the columns' types, so an id no column can hold is a 404 rather
 # than a database error.
-LOG_ID = "int(max=9223372036854775807)"  # task_logs.id is a BIGINT
-TASK_ID = "int(max=2147483647)"  # tasks.id is an INTEGER
+LOG_ID = "bigid"  # task_logs.id is a BIGINT (api.base.BigIdConverter)
+TASK_ID = "id"  # tasks.id is an INTEGER (api.base.IdConverter)
 
 blp = ApiBlueprint(
     "task-logs",

@@ -41,7 +41,7 @@ blp = ApiBlueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="T
 seed = ApiBlueprint("seed-tasks", __name__, description="The seed's original routes")
 
 # Ids are 32-bit; a longer number is simply no task (404), never a database error.
-TASK_ID = "<int(max=2147483647):task_id>"
+TASK_ID = "<id:task_id>"  # 1 .. 2**31-1 (see api.base.IdConverter); beyond it, a 404
 ETAG_HEADER = {
     "ETag": {"description": 'The task\'s version, e.g. "3"', "schema": {"type": "string"}}
 }
@@ -84,7 +84,7 @@ def _if_match() -> IfMatch | None:
     tags = request.if_match
     if tags.star_tag:
         return IfMatch(any=True)
-    return IfMatch(frozenset(int(t) for t in tags.as_set() if t.isascii() and t.isdigit()))
+    return IfMatch(frozenset(int(t) for t in tags.as_set() if t and t.isascii() and t.isdigit()))
 
 
 def _task_url(row: TaskRow) -> str:

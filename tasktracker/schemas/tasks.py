@@ -148,10 +148,16 @@ def _assigned_user() -> ma.fields.String:
 class _OneAssignee(BaseSchema):
     @ma.validates_schema
     def _one_assignee(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if "assignee_id" in data and "assigned_user" in data:
+        both = "assignee_id" in data and "assigned_user" in data
+        # Two nulls agree (nobody); two values, even equal ones, are one too many.
+        if both and not (data["assignee_id"] is None and data["assigned_user"] is None):
             raise ma.ValidationError(
                 "Name the assignee by assignee_id or assigned_user, not both.", "assigned_user"
             )
+
+
+_SORT_FIELD = "-?(" + "|".join(SORT_FIELDS) + ")"
+SORT_PATTERN = f"^{_SORT_FIELD}(,{_SORT_FIELD})*$"
 
 
 class TaskCreateSchema(_OneAssignee):
@@ -224,7 +230,9 @@ class TaskFilterArgs(BaseSchema):
     )
     sort = ma.fields.String(
         load_default=DEFAULT_SORT,
-        validate=ma.validate.Length(min=1, max=200),
+        # The allow-list, said in the document too (a repeated field is allowed; the first
+        # occurrence decides, as in SQL).
+        validate=[ma.validate.Length(min=1, max=200), ma.validate.Regexp(SORT_PATTERN)],
         metadata={
             "description": "Comma-separated fields, '-' for descending, from: "
             + ", ".join(SORT_FIELDS)

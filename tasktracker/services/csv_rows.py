@@ -106,9 +106,21 @@ def shown(value: str) -> str:
     return value[:MAX_VALUE_IN_MESSAGE]
 
 
+def _guarded(value: str) -> bool:
+    """True when a spreadsheet could read the cell as a formula once its quotes are gone."""
+    return value.lstrip("'")[:1] in FORMULA_STARTS and value.lstrip("'") != ""
+
+
+def neutralise(value: str) -> str:
+    """The export's formula guard: a leading single quote before anything a spreadsheet would
+    run ("=x" -> "'=x"), and before text that already looks guarded ("'=x" -> "''=x"), so that
+    ``unneutralise`` gives every value back exactly."""
+    return "'" + value if _guarded(value) else value
+
+
 def unneutralise(value: str) -> str:
-    """Undo the export's formula guard: "'=x" becomes "=x"; anything else is unchanged."""
-    if value[:1] == "'" and value[1:2] in FORMULA_STARTS and len(value) > 1:
+    """Undo ``neutralise``: "'=x" becomes "=x", "''=x" becomes "'=x"; the rest is unchanged."""
+    if value[:1] == "'" and _guarded(value):
         return value[1:]
     return value
 

@@ -14,26 +14,10 @@ from typing import Any
 from ..auth.policy import Actor
 from ..repositories.tasks import TaskRow
 from ..unit_of_work import UnitOfWork
+from .csv_rows import COLUMNS, neutralise
 from .tasks import ListQuery, build_query
 
-COLUMNS = (
-    "task_name",
-    "description",
-    "status",
-    "priority",
-    "created_at",
-    "assigned_user",
-    "due_date",
-)
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection);
-# a leading single quote makes it text.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BATCH_SIZE = 1000
-
-
-def neutralise(cell: str) -> str:
-    """The cell, made inert for spreadsheets if it could start a formula."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def _cells(row: TaskRow, tz: tzinfo) -> list[str]:

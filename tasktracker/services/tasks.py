@@ -113,7 +113,6 @@ def parse_sort(text: str | None) -> tuple[SortKey, ...]:
     keys: list[SortKey] = []
     seen: set[str] = set()
     for part in (text or DEFAULT_SORT).split(","):
-        part = part.strip()
         name = part.removeprefix("-")
         if name not in SORT_COLUMNS:
             raise InvalidInput(
@@ -121,7 +120,7 @@ def parse_sort(text: str | None) -> tuple[SortKey, ...]:
                 {"sort": [f"Unknown sort field {name!r}; use: {', '.join(SORT_FIELDS)}."]},
             )
         if name in seen:
-            raise InvalidInput("The sort names a field twice.", {"sort": [f"{name!r} twice."]})
+            continue  # as in SQL, a repeated key can never decide anything: the first wins
         seen.add(name)
         keys.append(SortKey(name, part.startswith("-")))
         if name == "id":
