@@ -66,6 +66,14 @@ def _connection() -> psycopg.Connection[Any]:
     return conn
 
 
+def close_connection() -> None:
+    """Close this thread's connection (when the app is used in-process, e.g. by a test client)."""
+    conn: psycopg.Connection[Any] | None = getattr(_local, "conn", None)
+    if conn is not None:
+        conn.close()
+        _local.conn = None
+
+
 def _query(sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
     conn = _connection()
     try:

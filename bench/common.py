@@ -119,7 +119,7 @@ def app_env(db_name: str, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def product_app(db_name: str) -> Iterator[Flask]:
+def product_app(db_name: str, **settings: str) -> Iterator[Flask]:
     """The product's Flask app in this process, configured as its worker would be on the
     bench database (the environment is changed only while the settings are read); its
     database and Redis connections are closed when the block ends."""
@@ -128,7 +128,7 @@ def product_app(db_name: str) -> Iterator[Flask]:
 
     saved = dict(os.environ)
     os.environ.clear()
-    os.environ.update(app_env(db_name, TASKTRACKER_LOG_LEVEL="WARNING"))
+    os.environ.update(app_env(db_name, **{"TASKTRACKER_LOG_LEVEL": "WARNING", **settings}))
     try:
         app = create_app()
     finally:

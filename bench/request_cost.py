@@ -58,42 +58,48 @@ def costs(
     """CPU and wall ms per request of each scenario and its limit."""
     os.environ["DATABASE_URL"] = app_env(db_name)["DATABASE_URL"]  # read by the bare app
     from .bare_app import app as bare
+    from .bare_app import close_connection
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     settings = {
         "TASKTRACKER_RATELIMIT_DEFAULT": "1000000/minute",
         "TASKTRACKER_LOG_LEVEL": "INFO",
         **(api_env or {}),
     }
-    with product_app(db_name, **settings) as api:
-        client = api.test_client()
-        login = client.post(
-            "/api/v1/auth/login", json={"username": datagen.USER, "password": datagen.PASSWORD}
-        )
-        headers = {"Authorization": f"Bearer {login.get_json()['access_token']}"}
-        bare_client = bare.test_client()
-        for scenario in scenarios:
-            api_cpu, api_wall = _measure(
-                client, scenario, limit=False, headers=headers, count=count, ids=SIZES[size]
+    try:
+        with product_app(db_name, **settings) as api:
+            client = api.test_client()
+            login = client.post(
+                "/api/v1/auth/login", json={"username": datagen.USER, "password": datagen.PASSWORD}
             )
-            bare_cpu, bare_wall = _measure(
-                bare_client, scenario, limit=True, headers=headers, count=count, ids=SIZES[size]
-            )
-            rows.append(
-                {
-                    "name": scenario.name,
-                    "api_cpu_ms": round(api_cpu, 2),
-                    "limit_cpu_ms": round(bare_cpu, 2),
-                    "api_wall_ms": round(api_wall, 2),
-                    "limit_wall_ms": round(bare_wall, 2),
-                }
-            )
-            print(
-                f"{scenario.name:12} API {api_cpu:6.2f} ms CPU ({api_wall:6.2f} wall)   "
-                f"limit {bare_cpu:6.2f} ms CPU ({bare_wall:6.2f} wall)   "
-                f"CPU ratio {api_cpu / bare_cpu:5.1f}x"
-            )
-    clear_redis()
+            headers = {"Authorization": f"Bearer {login.get_json()['access_token']}"}
+            bare_client = bare.test_client()
+            for scenario in scenarios:
+                api_cpu, api_wall = _measure(
+                    client, scenario, limit=False, headers=headers, count=count, ids=SIZES[size]
+                )
+                bare_cpu, bare_wall = _measure(
+                    bare_client, scenario, limit=True, headers=headers, count=count, ids=SIZES[size]
+                )
+                rows.append(
+                    {
+                        "name": scenario.name,
+                        "label": scenario.label,
+                        "limit_label": scenario.limit_label,
+                        "api_cpu_ms": round(api_cpu, 2),
+                        "limit_cpu_ms": round(bare_cpu, 2),
+                        "api_wall_ms": round(api_wall, 2),
+                        "limit_wall_ms": round(bare_wall, 2),
+                    }
+                )
+                print(
+                    f"{scenario.name:12} API {api_cpu:6.2f} ms CPU ({api_wall:6.2f} wall)   "
+                    f"limit {bare_cpu:6.2f} ms CPU ({bare_wall:6.2f} wall)   "
+                    f"CPU ratio {api_cpu / bare_cpu:5.1f}x"
+                )
+    finally:
+        close_connection()
+        clear_redis()
     return rows
 
 

@@ -15,7 +15,7 @@ import shutil
 import time
 from typing import Any
 
-from . import datagen, http_bench, pages_bench, report, snapshot_bench
+from . import datagen, http_bench, pages_bench, report, request_cost, snapshot_bench
 from .common import load_average, log_dir, parse_sizes, save_result
 
 
@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--http-rounds", type=int, default=1)
     parser.add_argument("--snapshot-reps", type=int, default=3)
     parser.add_argument("--page-requests", type=int, default=15)
+    parser.add_argument("--cpu-requests", type=int, default=200)
     parser.add_argument(
         "--smoke",
         action="store_true",
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.smoke:
         args.sizes = args.http_sizes = "10k"
         args.http_duration, args.snapshot_reps, args.page_requests = 1, 1, 2
+        args.cpu_requests = 5
     warmup = 0 if args.smoke else http_bench.WARMUP_SECONDS
     sizes = parse_sizes(args.sizes)
     http_sizes = set(parse_sizes(args.http_sizes)) & set(sizes)
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does)")
     print(f"[bench] load average at start: {load_average()}")
 
-    results: dict[str, dict[str, Any]] = {"pages": {}, "snapshot": {}, "http": {}}
+    results: dict[str, dict[str, Any]] = {"pages": {}, "snapshot": {}, "http": {}, "cpu": {}}
     timings: dict[str, float] = {}
     started = time.monotonic()
     for size in sizes:
@@ -75,6 +77,11 @@ def main(argv: list[str] | None = None) -> None:
                     warmup=warmup,
                 )
                 timings[f"http {size}"] = round(time.monotonic() - t0, 1)
+            if size == sizes[0]:
+                # Where the HTTP ratios come from: CPU per request, robust to the load.
+                t0 = time.monotonic()
+                results["cpu"][size] = request_cost.costs(db_name, size, args.cpu_requests)
+                timings[f"cpu {size}"] = round(time.monotonic() - t0, 1)
     total = round(time.monotonic() - started, 1)
     save_result("pages", {"sizes": results["pages"], "seconds": total, "timings": timings})
     save_result("snapshot", {"sizes": results["snapshot"], "seconds": total, "timings": timings})
@@ -88,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
                 "timings": timings,
             },
         )
+    save_result("cpu", {"sizes": results["cpu"], "seconds": total, "timings": timings})
     print(f"[bench] done in {total} s: {timings}")
     if not args.no_report:
         report.write()

@@ -48,11 +48,15 @@ def test_harness_runs_every_figure_on_the_smallest_size(results: Path, tmp_path:
         assert scenario["api"]["rps"] > 0
         assert scenario["limit"]["rps"] > 0
 
+    cpu = json.loads((results / "cpu.json").read_text())["sizes"]["10k"]
+    assert {r["name"] for r in cpu} == names
+    assert all(r["api_cpu_ms"] > 0 for r in cpu)
+
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\n## CSV import\n\nkept as it is\n")
     report.write(doc, tmp_path / "charts")
     text = doc.read_text()
-    for section in ("summary", "snapshot", "http", "pages"):
+    for section in ("about", "summary", "snapshot", "http", "cpu", "pages"):
         assert f"<!-- bench:{section}:start -->" in text
     assert "| GET /api/v1/tasks (20 rows, default sort) | 10k |" in text
     # Generated sections go before the import section, which is left alone.
