@@ -27,7 +27,9 @@ from .conftest import PASSWORD, TEST_SECRET, TestUser
 from .live_server import live_server
 
 
-@shared_task(name="tests.observability.echo_request_id")
+# The app ignores results (job state lives in the database); this probe keeps its result so
+# the test can read what the job saw.
+@shared_task(name="tests.observability.echo_request_id", ignore_result=False)
 def echo_request_id() -> str | None:
     """What a job sees as its request id (and so what its log lines carry)."""
     logging.getLogger("tests.job").warning("job ran")

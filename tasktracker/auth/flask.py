@@ -11,10 +11,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Flask, Response, current_app, g
+from flask import Flask, Response, g
 from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
 from flask_smorest import Blueprint
 
+from ..api.deps import container
 from ..api.errors import error_response
 from ..config import Settings
 from .policy import Actor, Permission, require
@@ -37,10 +38,6 @@ def configure_jwt(app: Flask, settings: Settings) -> None:
         JWT_DECODE_LEEWAY=0,
         JWT_ERROR_MESSAGE_KEY="message",
     )
-
-
-def _container() -> Any:
-    return current_app.extensions["tasktracker"]
 
 
 def register_jwt_callbacks(jwt: JWTManager) -> None:
@@ -81,8 +78,8 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
 
     @jwt.token_in_blocklist_loader
     def _is_revoked(header: dict[str, Any], payload: dict[str, Any]) -> bool:
-        container = _container()
-        return auth_service.is_token_revoked(container.uow(), container.revocations, payload)
+        c = container()
+        return auth_service.is_token_revoked(c.uow(), c.revocations, payload)
 
     @jwt.user_lookup_loader
     def _load_user(header: dict[str, Any], payload: dict[str, Any]) -> Actor | None:
@@ -90,7 +87,7 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
             user_id = int(payload["sub"])
         except (KeyError, TypeError, ValueError):
             return None
-        return auth_service.load_actor(_container().uow(), user_id)
+        return auth_service.load_actor(container().uow(), user_id)
 
 
 def current_actor() -> Actor:

@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Any, cast
 
 import jwt as pyjwt
-from flask import current_app, g, request
+from flask import g, request
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
+from ..api.deps import container
 from .tokens import ALGORITHM
 
 # Operations endpoints are never throttled: load-balancer and orchestrator probes and the
@@ -27,10 +28,6 @@ OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/ping", "/open
 DOCS_PREFIX = "/docs"
 
 
-def _container() -> Any:
-    return current_app.extensions["tasktracker"]
-
-
 def bearer_subject() -> str | None:
     """The ``sub`` of a valid Bearer token on this request, else None (cached per request)."""
     if "rate_limit_subject" in g:
@@ -38,7 +35,7 @@ def bearer_subject() -> str | None:
     subject = None
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
-        codec = _container().tokens
+        codec = container().tokens
         try:
             claims = pyjwt.decode(
                 token.strip(),
@@ -95,7 +92,7 @@ def is_exempt_request() -> bool:
 
 
 def _settings() -> Any:
-    return _container().settings
+    return container().settings
 
 
 def default_limit() -> str:

@@ -11,32 +11,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import redis
 from celery import Task, shared_task
-from flask import current_app
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from ..bootstrap import Container
-from ..context import request_id_var
-from ..errors import DomainError, ServiceUnavailable
+from ..api.deps import container
+from ..errors import DomainError
 from ..observability import JOB_DURATION, JOB_RUNS
 from ..services import imports as import_service
+from .publish import publish
 
 IMPORT_CSV = "tasktracker.import_csv"
 JOB = "import_csv"
-
-# Publishing gives up quickly: the admin waiting for a 202 gets a 503 within a second rather
-# than a hanging upload while the broker is down.
-PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
-    "interval_start": 0,
-    "interval_step": 0.2,
-    "interval_max": 0.5,
-}
-
-
-def _container() -> Container:
-    return current_app.extensions["tasktracker"]
 
 
 # ignore_result: the outcome lives on the import job; no result-store round trip is needed
@@ -46,7 +30,7 @@ def _container() -> Container:
 )
 def import_csv(self: Task[Any, Any], job_id: int, force: bool = False) -> dict[str, Any]:
     """Import the stored file of import ``job_id``."""
-    c = _container()
+    c = container()
     started = time.perf_counter()
     outcome = "failed"
     try:
@@ -62,17 +46,5 @@ def import_csv(self: Task[Any, Any], job_id: int, force: bool = False) -> dict[s
 
 
 def enqueue_import(job_id: int, force: bool) -> None:
-    """Queue the import job (eager mode: run it now). Raises ServiceUnavailable (503) when the
-    broker cannot take the message."""
-    # This Flask app's Celery app, not Celery's process-wide default.
-    task = current_app.extensions["celery"].tasks[IMPORT_CSV]
-    try:
-        task.apply_async(
-            args=[job_id, force],
-            headers={"request_id": request_id_var.get()},
-            retry_policy=PUBLISH_RETRY_POLICY,
-        )
-    except (BrokerUnavailable, redis.RedisError, OSError) as exc:
-        raise ServiceUnavailable(
-            "The job queue is unavailable, so the import was not started; try again later."
-        ) from exc
+    """Queue the import job (eager mode: run it now); 503 when the broker is down."""
+    publish(IMPORT_CSV, [job_id, force], what="import")

@@ -13,17 +13,13 @@ import uuid
 from datetime import date
 from typing import Any
 
-import redis
 from celery import Task, shared_task
-from flask import current_app
-from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from ..bootstrap import Container
-from ..context import request_id_var
-from ..errors import ServiceUnavailable
+from ..api.deps import container
 from ..services import snapshot as snapshot_service
+from .publish import publish
 
 DAILY = "tasktracker.snapshot_daily"
 REQUESTED = "tasktracker.snapshot_run"
@@ -41,27 +37,17 @@ RETRY_OPTIONS: dict[str, Any] = {
     "retry_jitter": True,
     "max_retries": MAX_RETRIES,
     "acks_late": True,
+    # Keep the run's counts in the result backend too (operators and tests read them from
+    # the AsyncResult); the database's snapshot_runs row stays the record.
+    "ignore_result": False,
     "reject_on_worker_lost": True,
 }
-
-# Publishing gives up quickly: an admin waiting for a 202 should get a 503 within a second
-# rather than hang while the broker is down.
-PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
-    "interval_start": 0,
-    "interval_step": 0.2,
-    "interval_max": 0.5,
-}
-
-
-def _container() -> Container:
-    return current_app.extensions["tasktracker"]
 
 
 @shared_task(name=DAILY, bind=True, **RETRY_OPTIONS)
 def snapshot_daily(self: Task[Any, Any], log_date: str | None = None) -> dict[str, Any]:
     """Beat's daily snapshot: today in TASKTRACKER_TIMEZONE, or the ISO date given."""
-    c = _container()
+    c = container()
     return snapshot_service.run_snapshot(
         c.uow(),
         c.cache,
@@ -76,7 +62,7 @@ def snapshot_daily(self: Task[Any, Any], log_date: str | None = None) -> dict[st
 @shared_task(name=REQUESTED, bind=True, **RETRY_OPTIONS)
 def snapshot_run(self: Task[Any, Any], run_id: str) -> dict[str, Any]:
     """A snapshot an admin asked for; the run (and its date) was recorded when it was asked."""
-    c = _container()
+    c = container()
     return snapshot_service.run_snapshot(
         c.uow(),
         c.cache,
@@ -87,21 +73,6 @@ def snapshot_run(self: Task[Any, Any], run_id: str) -> dict[str, Any]:
 
 
 def enqueue_requested_run(run_id: str) -> None:
-    """Queue a requested run under its run id (eager mode: run it now).
-
-    Raises ServiceUnavailable when the broker cannot take the message.
-    """
-    # This Flask app's Celery app, not Celery's process-wide default (another app may have
-    # been created since, e.g. in tests).
-    task = current_app.extensions["celery"].tasks[REQUESTED]
-    try:
-        task.apply_async(
-            args=[run_id],
-            task_id=run_id,
-            headers={"request_id": request_id_var.get()},
-            retry_policy=PUBLISH_RETRY_POLICY,
-        )
-    except (BrokerUnavailable, redis.RedisError, OSError) as exc:
-        raise ServiceUnavailable(
-            "The job queue is unavailable, so the snapshot was not started; try again later."
-        ) from exc
+    """Queue a requested run under its run id (eager mode: run it now); 503 when the broker
+    is down."""
+    publish(REQUESTED, [run_id], what="snapshot", task_id=run_id)

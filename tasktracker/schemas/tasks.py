@@ -145,19 +145,25 @@ def _assigned_user() -> ma.fields.String:
     )
 
 
+_SORT_FIELD = "-?(" + "|".join(SORT_FIELDS) + ")"
+SORT_PATTERN = f"^{_SORT_FIELD}(,{_SORT_FIELD})*$"
+
+# The assignee is named once; said in the document too, so a client knows before sending.
+ONE_ASSIGNEE: dict[str, Any] = {"not": {"required": ["assignee_id", "assigned_user"]}}
+
+
 class _OneAssignee(BaseSchema):
+    """The assignee is named once: by ``assignee_id`` or by the seed's ``assigned_user``."""
+
+    class Meta(BaseSchema.Meta):
+        json_schema = ONE_ASSIGNEE
+
     @ma.validates_schema
     def _one_assignee(self, data: dict[str, Any], **kwargs: Any) -> None:
-        both = "assignee_id" in data and "assigned_user" in data
-        # Two nulls agree (nobody); two values, even equal ones, are one too many.
-        if both and not (data["assignee_id"] is None and data["assigned_user"] is None):
+        if "assignee_id" in data and "assigned_user" in data:
             raise ma.ValidationError(
                 "Name the assignee by assignee_id or assigned_user, not both.", "assigned_user"
             )
-
-
-_SORT_FIELD = "-?(" + "|".join(SORT_FIELDS) + ")"
-SORT_PATTERN = f"^{_SORT_FIELD}(,{_SORT_FIELD})*$"
 
 
 class TaskCreateSchema(_OneAssignee):
@@ -187,7 +193,7 @@ class TaskUpdateSchema(_OneAssignee):
     """PATCH (and the seed's PUT): only the fields named change."""
 
     class Meta(_OneAssignee.Meta):
-        json_schema = {"minProperties": 1}  # see _not_empty
+        json_schema = {"minProperties": 1, **ONE_ASSIGNEE}  # see _not_empty
 
     task_name = _task_name()
     description = _description()
