@@ -413,19 +413,27 @@ def update_task(
             changes["assignee_id"] = [task.assignee_id, new_assignee_id]
             task.assignee = assignee
         if changes:
-            _flush(uow, task_id, if_match)
-            uow.audit.record(
-                actor_id=actor.id,
-                action="update",
-                entity=ENTITY,
-                entity_id=task.id,
-                changes=changes,
-            )
-            uow.commit()
+            _save_change(uow, actor, task, "update", changes, if_match)
         row = _loaded_row(task)
     if changes:
         log_cache.tasks_changed(cache)
     return row
+
+
+def _save_change(
+    uow: UnitOfWork,
+    actor: Actor,
+    task: Task,
+    action: str,
+    changes: dict[str, Any],
+    if_match: IfMatch | None,
+) -> None:
+    """Write a changed task (version-checked), its audit event, and commit."""
+    _flush(uow, task.id, if_match)
+    uow.audit.record(
+        actor_id=actor.id, action=action, entity=ENTITY, entity_id=task.id, changes=changes
+    )
+    uow.commit()
 
 
 def _set_deleted(
@@ -446,15 +454,8 @@ def _set_deleted(
         if changed:
             old = task.deleted_at
             task.deleted_at = utcnow() if deleted else None
-            _flush(uow, task_id, if_match)
-            uow.audit.record(
-                actor_id=actor.id,
-                action=action,
-                entity=ENTITY,
-                entity_id=task.id,
-                changes={"deleted_at": [_audit_value(old), _audit_value(task.deleted_at)]},
-            )
-            uow.commit()
+            diff = {"deleted_at": [_audit_value(old), _audit_value(task.deleted_at)]}
+            _save_change(uow, actor, task, action, diff, if_match)
         row = _loaded_row(task)
     if changed:
         log_cache.tasks_changed(cache)
