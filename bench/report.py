@@ -45,7 +45,9 @@ database dropped when its script ends.
 
 On the 2-core machine, wrk, both gunicorn servers, PostgreSQL and Redis share the same two
 cores: a limit's figure is what this machine can do, not what the API alone could. The
-load average (1 min) is recorded beside every figure: above 1.5, other work was running.
+load average (1 min) is recorded before and after each figure. It counts the bench's own
+processes too (wrk, gunicorn and PostgreSQL push it to 5-10 during an HTTP run), so only the
+value at a figure's start shows whether other work was running (above 1.5: noisy).
 """
 
 
