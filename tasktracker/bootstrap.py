@@ -9,7 +9,6 @@ from datetime import timedelta
 import redis
 from sqlalchemy.orm import Session
 
-from .auth.revocation import RevocationStore
 from .auth.tokens import TokenCodec
 from .cache import Cache, MemoryCache, RedisCache, redis_client
 from .config import Settings
@@ -24,7 +23,6 @@ class Container:
     redis: redis.Redis | None
     cache: Cache
     tokens: TokenCodec
-    revocations: RevocationStore
     session_factory: Callable[[], Session]
 
     def uow(self) -> UnitOfWork:
@@ -47,6 +45,5 @@ def build_container(settings: Settings, session_factory: Callable[[], Session]) 
         redis=client,
         cache=cache,
         tokens=codec,
-        revocations=RevocationStore(cache),
         session_factory=session_factory,
     )

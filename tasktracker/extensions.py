@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from flask_cors import CORS
-from flask_jwt_extended import JWTManager
 from flask_limiter import Limit, Limiter
 from flask_migrate import Migrate
 
 from .api.base import TaskTrackerApi
+from .auth.flask import RequestJWTManager
 from .auth.limits import (
     default_limit,
     is_exempt_request,
@@ -19,7 +19,7 @@ from .auth.limits import (
 from .models import db
 
 migrate = Migrate()
-jwt = JWTManager()
+jwt = RequestJWTManager()
 # Limits are callables read from the app's settings on each request, so they are configurable
 # without touching the decorators. The default limit is one budget per user across every
 # route without a limit of its own ("shared" with one scope), not a budget per route.

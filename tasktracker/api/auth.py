@@ -68,7 +68,7 @@ class Refresh(MethodView):
             verify_jwt_in_request(refresh=True)
             claims = get_jwt()
         c = container()
-        return _token_body(auth_service.refresh(c.uow(), c.tokens, c.revocations, claims))
+        return _token_body(auth_service.refresh(c.uow(), c.tokens, claims))
 
 
 @blp.route("/logout")
@@ -79,7 +79,7 @@ class Logout(MethodView):
     def post(self) -> None:
         """Revoke this access token and its refresh token"""
         c = container()
-        auth_service.logout(c.uow(), c.tokens, c.revocations, get_jwt())
+        auth_service.logout(c.uow(), c.tokens, get_jwt())
 
 
 @seed.route("/login")

@@ -88,8 +88,7 @@ class UserById(MethodView):
     @blp.errors(400, 401, 403, 404, 409, 415, 422)
     def patch(self, data: dict[str, Any], user_id: int) -> User:
         """Change a user's role, email, active flag or password (admin)"""
-        c = container()
-        return user_service.update_user(c.uow(), current_actor(), user_id, data, c.revocations)
+        return user_service.update_user(container().uow(), current_actor(), user_id, data)
 
 
 @seed.route("/user")

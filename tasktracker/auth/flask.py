@@ -1,8 +1,11 @@
 """Flask side of auth: Flask-JWT-Extended configuration, its callbacks, and ``auth_required``.
 
 Every bad, expired, revoked or wrong-type token, and a missing one, is a 401 in the JSON
-envelope. The user is read from the database on every request, so a deactivation or a role
-change takes effect at once.
+envelope. The user and the token's revocation are read from the database on every request,
+in one statement, so a deactivation, a role change or a logout takes effect at once.
+
+A token is decoded and its signature checked once per request: the rate limiter's key
+function (before the view) and Flask-JWT-Extended (in the view) share the result.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Flask, Response, g
+from flask import Flask, Response, g, has_request_context
 from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
 from flask_smorest import Blueprint
 
@@ -22,6 +25,31 @@ from .policy import Actor, Permission, require
 from .tokens import ALGORITHM
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RequestJWTManager(JWTManager):
+    """Flask-JWT-Extended's manager, decoding each token at most once per request.
+
+    Its decode parses a token three times (claims, header, then verified); the limiter's key
+    function and the view's check would pay that twice. Only a successful, complete
+    verification is remembered, only for the request, and only for the same token text.
+    """
+
+    def _decode_jwt_from_config(
+        self, encoded_token: str, csrf_value: Any = None, allow_expired: bool = False
+    ) -> dict[str, Any]:
+        memo = has_request_context() and not allow_expired and csrf_value is None
+        if memo:
+            seen = g.get("_verified_jwt")
+            if seen is not None and seen[0] == encoded_token:
+                return cast(dict[str, Any], seen[1])
+        claims = cast(
+            dict[str, Any],
+            super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired),
+        )
+        if memo:
+            g._verified_jwt = (encoded_token, claims)
+        return claims
 
 
 def configure_jwt(app: Flask, settings: Settings) -> None:
@@ -76,18 +104,19 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
     def _verification_failed(header: dict[str, Any], payload: dict[str, Any]) -> Response:
         return unauthorized("The token is not valid.")
 
+    # Flask-JWT-Extended asks for revocation, then for the user: one statement answers both.
     @jwt.token_in_blocklist_loader
     def _is_revoked(header: dict[str, Any], payload: dict[str, Any]) -> bool:
-        c = container()
-        return auth_service.is_token_revoked(c.uow(), c.revocations, payload)
+        check = auth_service.check_access(container().uow(), payload)
+        g.access_check = (payload, check)
+        return check.revoked
 
     @jwt.user_lookup_loader
     def _load_user(header: dict[str, Any], payload: dict[str, Any]) -> Actor | None:
-        try:
-            user_id = int(payload["sub"])
-        except (KeyError, TypeError, ValueError):
-            return None
-        return auth_service.load_actor(container().uow(), user_id)
+        seen = g.pop("access_check", None)
+        if seen is not None and seen[0] is payload:
+            return cast(auth_service.AccessCheck, seen[1]).actor
+        return auth_service.check_access(container().uow(), payload).actor
 
 
 def current_actor() -> Actor:

@@ -1,9 +1,10 @@
 """Rate-limit keys and limits (SPEC section 8), for Flask-Limiter.
 
 Key functions run in ``before_request``, before any view or ``auth_required``, so the default
-key reads the caller from the Bearer token itself: a signature, expiry, issuer and audience
-check with PyJWT (microseconds, no database, no Redis). A token that does not verify counts
-against the client address instead; it will be refused with 401 by the view anyway.
+key reads the caller from the Bearer token itself: Flask-JWT-Extended's signature, expiry,
+issuer and audience check (no database, no Redis), remembered for the view's own check of
+the same token. A token that does not verify counts against the client address instead; it
+will be refused with 401 by the view anyway.
 Revocation is not checked here: a revoked token still names its user, and counting its
 requests against that user is exactly right.
 """
@@ -12,13 +13,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import jwt as pyjwt
 from flask import g, request
+from flask_jwt_extended import decode_token
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
 from ..api.deps import container
-from .tokens import ALGORITHM
 
 # Operations endpoints are never throttled: load-balancer and orchestrator probes and the
 # Prometheus scraper call them at a fixed rate from a few addresses (often the same address
@@ -35,18 +35,9 @@ def bearer_subject() -> str | None:
     subject = None
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
-        codec = container().tokens
         try:
-            claims = pyjwt.decode(
-                token.strip(),
-                codec.secret,
-                algorithms=[ALGORITHM],
-                issuer=codec.issuer,
-                audience=codec.audience,
-                options={"require": ["exp", "sub"]},
-            )
-            subject = str(claims["sub"])[:64]
-        except pyjwt.PyJWTError:
+            subject = str(decode_token(token.strip())["sub"])[:64]
+        except Exception:  # any bad token; a key function must never raise
             subject = None
     g.rate_limit_subject = subject
     return subject

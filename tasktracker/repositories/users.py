@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from ..models import Role, User
+from ..models import RevokedToken, Role, User
 
 
 class UserRepository:
@@ -22,6 +22,19 @@ class UserRepository:
                 select(User).where(User.id == user_id).with_for_update()
             ).first()
         return self.session.get(User, user_id)
+
+    def access(self, user_id: int, token_ids: list[str]) -> tuple[str, str, bool, bool] | None:
+        """(username, role, is_active, any of ``token_ids`` revoked) of a user, in one statement.
+
+        A Core row, not an ORM object: this runs on every authenticated request.
+        """
+        revoked = exists().where(RevokedToken.jti.in_(token_ids))
+        found = self.session.execute(
+            select(User.username, User.role, User.is_active, revoked.label("revoked")).where(
+                User.id == user_id
+            )
+        ).first()
+        return None if found is None else (found[0], found[1], found[2], found[3])
 
     def by_username(self, username: str) -> User | None:
         return self.session.scalars(

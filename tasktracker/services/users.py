@@ -10,7 +10,6 @@ from typing import Any
 
 from ..auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hash_password
 from ..auth.policy import Actor, Permission, require
-from ..auth.revocation import RevocationStore
 from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from ..models import Role, User
 from ..unit_of_work import UnitOfWork
@@ -108,7 +107,6 @@ def update_user(
     actor: Actor,
     user_id: int,
     changes: dict[str, Any],
-    revocations: RevocationStore,
 ) -> User:
     """Change role, email, is_active or password (admin). Keeps at least one active admin."""
     require(actor, Permission.MANAGE_USERS)
@@ -149,10 +147,9 @@ def update_user(
             revoke_sessions = True
         if diff.get("is_active") == [True, False]:
             revoke_sessions = True
-        families: list[str] = []
-        now = datetime.now(UTC)
         if revoke_sessions:
             # A reset password or a deactivation ends every open session of that user.
+            now = datetime.now(UTC)
             families = uow.tokens.revoke_user_families(user.id, now)
             for family in families:
                 uow.tokens.add_revoked(family, user.id, now + _family_lifetime())
@@ -161,8 +158,6 @@ def update_user(
                 actor_id=actor.id, action="update", entity="user", entity_id=user.id, changes=diff
             )
         uow.commit()
-    if families:
-        revocations.mark(families, now + _family_lifetime())
     return user
 
 
