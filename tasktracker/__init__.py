@@ -18,6 +18,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     from .api.errors import register_error_handlers
     from .auth.flask import configure_jwt, register_jwt_callbacks
     from .bootstrap import build_container
+    from .db_pool import check_connections_on_checkout
     from .extensions import api, cors, db, jwt, limiter, migrate
     from .jobs.celery_app import init_celery
     from .observability import configure_logging, init_request_tracking
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     )
 
     with app.app_context():
+        if not settings.is_sqlite:
+            check_connections_on_checkout(db.engine)
         app.extensions["tasktracker"] = build_container(settings, db.session)
     init_security(app, settings)
     register_blueprints(api)
@@ -74,7 +77,8 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
 def _flask_config(settings: Settings) -> dict[str, Any]:
     # hide_parameters: a database error's text (which ends up in logs) never carries bound
     # values such as password hashes or token ids.
-    engine_options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+    # No pool_pre_ping: db_pool checks a connection's socket at checkout without a round trip.
+    engine_options: dict[str, Any] = {"hide_parameters": True}
     if settings.is_sqlite:
         engine_options = {"connect_args": {"timeout": 30}, "hide_parameters": True}
     else:

@@ -272,7 +272,28 @@ def test_killed_database_connections_are_replaced_and_nothing_hangs(
     assert killed > 0
     # In flight during a kill a request may fail (a JSON 500); none may hang.
     assert set(statuses) <= {200, 500}, statuses
-    # The next requests succeed: pool_pre_ping replaced every dead connection.
+    # The next requests succeed: the checkout check (tasktracker/db_pool.py) replaced every
+    # dead connection.
+    assert [server.get(ME, headers=admin.headers).status for _ in range(8)] == [200] * 8
+
+
+def test_idle_connections_killed_between_requests_cost_no_request(
+    start: Callable[..., LiveServer], settings: Settings, admin: TestUser
+) -> None:
+    """With no request in flight, a killed pooled connection is never handed to a request:
+    every request after the kill succeeds, the first one included."""
+    server = start(workers=1)
+    for _ in range(5):
+        assert server.get(ME, headers=admin.headers).status == 200
+    with psycopg.connect(libpq_url(settings), autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = %s",
+            (f"tasktracker-live-{server.port}",),
+        ).fetchone()
+    assert row is not None
+    assert row[0] > 0
+    time.sleep(0.2)  # the backends have exited and closed their sockets
     assert [server.get(ME, headers=admin.headers).status for _ in range(8)] == [200] * 8
 
 
