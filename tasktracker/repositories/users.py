@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..models import RevokedToken, Role, User
+
+# The per-request access check, built once (its parameters: user_id, jti, family; a token
+# without a family passes its jti twice).
+_ACCESS = select(
+    User.username,
+    User.role,
+    User.is_active,
+    exists().where(RevokedToken.jti.in_([bindparam("jti"), bindparam("family")])).label("revoked"),
+).where(User.id == bindparam("user_id"))
 
 
 class UserRepository:
@@ -23,17 +32,19 @@ class UserRepository:
             ).first()
         return self.session.get(User, user_id)
 
-    def access(self, user_id: int, token_ids: list[str]) -> tuple[str, str, bool, bool] | None:
-        """(username, role, is_active, any of ``token_ids`` revoked) of a user, in one statement.
+    def access(
+        self, user_id: int, jti: str, family: str | None
+    ) -> tuple[str, str, bool, bool] | None:
+        """(username, role, is_active, token or family revoked) of a user, in one statement.
 
-        A Core row, not an ORM object: this runs on every authenticated request.
+        A prebuilt Core statement on the session's connection, not an ORM load: this runs on
+        every authenticated request.
         """
-        revoked = exists().where(RevokedToken.jti.in_(token_ids))
-        found = self.session.execute(
-            select(User.username, User.role, User.is_active, revoked.label("revoked")).where(
-                User.id == user_id
-            )
-        ).first()
+        found = (
+            self.session.connection()
+            .execute(_ACCESS, {"user_id": user_id, "jti": jti, "family": family or jti})
+            .first()
+        )
         return None if found is None else (found[0], found[1], found[2], found[3])
 
     def by_username(self, username: str) -> User | None:

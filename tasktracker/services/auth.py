@@ -131,9 +131,9 @@ def check_access(uow: UnitOfWork, claims: dict[str, Any]) -> AccessCheck:
         user_id = int(claims["sub"])
     except (KeyError, TypeError, ValueError):
         return AccessCheck(actor=None, revoked=False)
-    token_ids = [str(claims["jti"])] + ([str(claims["fam"])] if claims.get("fam") else [])
-    with uow:
-        found = uow.users.access(user_id, token_ids)
+    family = claims.get("fam")
+    with uow.reading():
+        found = uow.users.access(user_id, str(claims["jti"]), str(family) if family else None)
     if found is None:
         return AccessCheck(actor=None, revoked=False)
     username, role, is_active, revoked = found

@@ -64,7 +64,7 @@ def daily_report(
             {"to": [f"At most {MAX_REPORT_DAYS} days after 'from' (inclusive); got {span}."]},
         )
     days = {day: DayCounts(day) for day in (date_from + timedelta(days=i) for i in range(span))}
-    with uow:
+    with uow.reading():
         rows = uow.task_logs.daily_counts(date_from, date_to)
     for log_date, status, priority, count in rows:
         day = days[log_date]

@@ -31,14 +31,14 @@ def list_logs(
     """One page of logs, newest date first then by id, and the total that match."""
     require(actor, Permission.READ)
     filters = replace(filters, include_deleted=visibility(actor) == SCOPE_ALL)
-    with uow:
+    with uow.reading():
         return uow.task_logs.page(filters, page, per_page)
 
 
 def get_log(uow: UnitOfWork, actor: Actor, log_id: int) -> TaskLog:
     """One log with its task's current details."""
     require(actor, Permission.READ)
-    with uow:
+    with uow.reading():
         log = uow.task_logs.get(log_id, include_deleted=visibility(actor) == SCOPE_ALL)
         if log is None:
             raise NotFound(f"Task log {log_id} does not exist.")
@@ -52,7 +52,7 @@ def list_task_logs(
     require(actor, Permission.READ)
     include_deleted = visibility(actor) == SCOPE_ALL
     filters = replace(filters, task_id=task_id, include_deleted=include_deleted)
-    with uow:
+    with uow.reading():
         if not uow.task_logs.task_visible(task_id, include_deleted=include_deleted):
             raise NotFound(f"Task {task_id} does not exist.")
         return uow.task_logs.page(filters, page, per_page)

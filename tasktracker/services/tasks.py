@@ -83,7 +83,7 @@ def _not_found(task_id: int) -> NotFound:
 def get_task(uow: UnitOfWork, actor: Actor, task_id: int) -> TaskRow:
     """One task; a deleted one only for admins."""
     require(actor, Permission.READ)
-    with uow:
+    with uow.reading():
         row = uow.tasks.row(task_id)
     if row is None or not _visible(actor, row.deleted_at):
         raise _not_found(task_id)
@@ -190,7 +190,7 @@ def list_tasks(
     if params.get("cursor"):
         after = _cursor_values(codec.decode(params["cursor"]), query.sort, sort_text)
         page = None
-    with uow:
+    with uow.reading():
         total = uow.tasks.count(query.filters)
         offset = 0 if page is None else (page - 1) * per_page
         # One row more than the page tells whether another page follows.
@@ -258,7 +258,7 @@ def task_history(
 ) -> HistoryPage:
     """The audit events of one visible task, oldest first."""
     require(actor, Permission.READ)
-    with uow:
+    with uow.reading():
         row = uow.tasks.row(task_id)
         if row is None or not _visible(actor, row.deleted_at):
             raise _not_found(task_id)
