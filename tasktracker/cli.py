@@ -1,4 +1,5 @@
-"""Command line: ``tasktracker run`` (what ``make run`` calls) and ``flask`` sub-commands."""
+"""Command line: ``tasktracker run`` (what ``make run`` calls), ``tasktracker worker`` and
+``flask`` sub-commands."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import argparse
 import os
 import secrets
 import sys
-from typing import Any
+import tempfile
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 from flask import Flask
@@ -116,13 +120,71 @@ def serve(app: Flask, host: str, port: int, workers: int) -> None:
     Server().run()
 
 
+WORKER_ARGS = ("-A", "tasktracker.jobs.worker", "worker")
+
+
+def celery_command() -> list[str]:
+    """This interpreter running celery: its ``celery`` script when installed beside it (a
+    worker restarts itself on SIGHUP by running its own command line again, which fails for
+    ``python -m celery``), else ``python -m celery``."""
+    script = Path(sys.executable).with_name("celery")
+    if script.is_file():
+        return [sys.executable, str(script)]
+    return [sys.executable, "-m", "celery"]
+
+
+def worker_environment(settings: Settings, env: MutableMapping[str, str]) -> None:
+    """Prepare ``env`` for a Celery worker that serves its metrics (``tasktracker worker``).
+
+    prometheus_client reads PROMETHEUS_MULTIPROC_DIR once, when the worker first imports it,
+    so it is set here, before the worker starts: to a fresh temporary directory when the
+    metrics port is set and the variable is not (the worker removes that directory when it
+    exits). A directory given is created if missing and cleared of stale files, as
+    gunicorn.conf.py does for the API.
+    """
+    from .jobs.metrics import CREATED_DIR_VAR, MULTIPROC_DIR_VAR
+
+    given = env.get(MULTIPROC_DIR_VAR)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    elif settings.worker_metrics_port is not None:
+        created = tempfile.mkdtemp(prefix="tasktracker-worker-metrics-")
+        env[MULTIPROC_DIR_VAR] = created
+        env[CREATED_DIR_VAR] = created
+
+
+def worker(celery_args: list[str]) -> NoReturn:
+    """``tasktracker worker [celery worker options]``: ``celery -A tasktracker.jobs.worker
+    worker`` with the metrics environment prepared; this process becomes the worker."""
+    # Loads .env into the environment too; a bad setting stops here rather than in the worker.
+    settings = Settings.from_env()
+    env = dict(os.environ)
+    worker_environment(settings, env)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    command = [*celery_command(), *WORKER_ARGS, *celery_args]
+    os.execve(command[0], command, env)  # noqa: S606
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        # Every other argument belongs to celery (``tasktracker worker --help`` shows them).
+        worker(argv[1:])
     parser = argparse.ArgumentParser(prog="tasktracker")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="migrate, create the first admin, and serve")
     run.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
     sub.add_parser("prepare", help="migrate and create the first admin, then exit")
+    sub.add_parser(
+        "worker",
+        help="run a Celery worker (celery worker options follow) that serves its metrics on "
+        "TASKTRACKER_WORKER_METRICS_PORT",
+    )
     args = parser.parse_args(argv)
 
     from . import create_app

@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+# The broker's visibility timeout: a message a worker took but never acknowledged (the worker
+# was killed) goes back to the queue after this long. It must exceed the longest job and the
+# longest retry delay (jobs/snapshot_jobs.py), or a job still running is delivered twice.
+DEFAULT_CELERY_VISIBILITY_TIMEOUT = 6 * 3600
+
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "your_jwt_secret", "jwt-secret", "dev"}
 MIN_SECRET_BYTES = 32
 
@@ -52,6 +57,17 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
         raise ConfigError(f"{name} must be an integer, got {value!r}") from exc
     if number < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {number}")
+    return number
+
+
+def _port(name: str) -> int | None:
+    """A TCP port (1-65535), or None when unset."""
+    value = _env(name)
+    if value is None:
+        return None
+    number = _int(name, 0, 1)
+    if number > 65535:
+        raise ConfigError(f"{name} must be a TCP port (1-65535), got {number}")
     return number
 
 
@@ -113,6 +129,10 @@ class Settings:
     log_level: str = "INFO"
     celery_eager: bool = False
     celery_queue: str = "tasktracker"
+    celery_visibility_timeout: int = DEFAULT_CELERY_VISIBILITY_TIMEOUT
+    # The Celery worker's own Prometheus endpoint (``tasktracker worker``); off when None.
+    worker_metrics_port: int | None = None
+    worker_metrics_host: str = "127.0.0.1"
 
     # -- derived ---------------------------------------------------------------------------
     @property
@@ -191,6 +211,11 @@ class Settings:
             log_level=(_env("TASKTRACKER_LOG_LEVEL", "INFO") or "INFO").upper(),
             celery_eager=_bool("TASKTRACKER_CELERY_EAGER", redis_url is None),
             celery_queue=_env("TASKTRACKER_CELERY_QUEUE", "tasktracker") or "tasktracker",
+            celery_visibility_timeout=_int(
+                "TASKTRACKER_CELERY_VISIBILITY_TIMEOUT", DEFAULT_CELERY_VISIBILITY_TIMEOUT, 1
+            ),
+            worker_metrics_port=_port("TASKTRACKER_WORKER_METRICS_PORT"),
+            worker_metrics_host=_env("TASKTRACKER_WORKER_METRICS_HOST", "127.0.0.1") or "127.0.0.1",
         )
         if overrides:
             settings = replace(settings, **overrides)

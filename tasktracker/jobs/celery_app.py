@@ -12,17 +12,43 @@ from celery import Celery, Task
 from celery.schedules import crontab
 from flask import Flask
 
-from ..config import Settings
+from ..config import DEFAULT_CELERY_VISIBILITY_TIMEOUT, Settings
 from ..context import request_id_var
 
-# Longer than the longest retry delay and the longest job, so a slow job is not redelivered
-# while still running; set alike for broker and result backend.
-VISIBILITY_TIMEOUT = 6 * 3600
+# The default of TASKTRACKER_CELERY_VISIBILITY_TIMEOUT: longer than the longest retry delay
+# and the longest job, so a slow job is not redelivered while still running; set alike for
+# broker and result backend.
+VISIBILITY_TIMEOUT = DEFAULT_CELERY_VISIBILITY_TIMEOUT
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    """Redis transport options: the visibility timeout and where unacknowledged messages wait.
+
+    A message a worker has taken but not acknowledged (``acks_late``) is kept in an "unacked"
+    hash; any worker puts it back on its queue once it is older than the visibility timeout
+    (the worker that took it was killed). Kombu's default keys are shared by everything on the
+    Redis database, so an installation (or a test run) with a short timeout would redeliver
+    another one's running jobs: the keys carry TASKTRACKER_REDIS_PREFIX.
+    """
+    timeout = settings.celery_visibility_timeout
+    # How often a worker looks for such messages: every ``interval`` seconds, scanning on
+    # every ``throttle``-th look. Kombu's defaults (10 x 10 s) for the default timeout; a
+    # short timeout is checked often enough to keep its promise.
+    sweep = max(1, min(100, timeout // 4))
+    interval = min(10, sweep)
+    prefix = settings.redis_prefix
+    return {
+        "visibility_timeout": timeout,
+        "unacked_key": f"{prefix}unacked",
+        "unacked_index_key": f"{prefix}unacked_index",
+        "unacked_mutex_key": f"{prefix}unacked_mutex",
+        "unacked_restore_interval": interval,
+        "unacked_restore_throttle": max(1, sweep // interval),
+    }
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     snapshot = settings.snapshot_time
-    transport = {"visibility_timeout": VISIBILITY_TIMEOUT}
     return {
         "broker_url": settings.redis_url or "memory://",
         "result_backend": settings.redis_url,
@@ -41,8 +67,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_serializer": "json",
         "accept_content": ["json"],
         "result_expires": 7 * 24 * 3600,
-        "broker_transport_options": transport,
-        "result_backend_transport_options": transport,
+        "broker_transport_options": broker_transport_options(settings),
+        "result_backend_transport_options": {
+            "visibility_timeout": settings.celery_visibility_timeout
+        },
         "broker_connection_retry_on_startup": True,
         "timezone": settings.timezone,
         "enable_utc": True,
