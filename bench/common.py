@@ -148,13 +148,15 @@ def redis_prefix() -> str:
     return f"ttbench:{os.getpid()}:"
 
 
-def clear_redis() -> None:
-    """Delete this run's Redis keys (cache pages, rate-limit windows, revocations)."""
+def clear_redis(*queues: str) -> None:
+    """Delete this run's Redis keys (cache pages, rate-limit windows, unacknowledged jobs) and
+    what Celery keeps for ``queues`` (the queue and its binding)."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
     try:
         batch = list(client.scan_iter(match=redis_prefix() + "*", count=1000))
+        batch += [key for queue in queues for key in (queue, f"_kombu.binding.{queue}")]
         for start in range(0, len(batch), 1000):
             client.delete(*batch[start : start + 1000])
     finally:

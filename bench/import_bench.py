@@ -44,6 +44,7 @@ from .common import (
     SIZES,
     app_env,
     bench_db_name,
+    clear_redis,
     command_line,
     create_database,
     database_url,
@@ -251,8 +252,12 @@ def phases(worker_log: Path, import_id: int) -> dict[str, float]:
     return {}
 
 
+def import_queue() -> str:
+    return f"ttbench-import-{os.getpid()}"
+
+
 def product_import(db_name: str, path: Path, rows: int, deadline: float) -> dict[str, Any]:
-    queue = f"ttbench-import-{os.getpid()}"
+    queue = import_queue()
     env = app_env(db_name, TASKTRACKER_CELERY_QUEUE=queue, TASKTRACKER_LOG_LEVEL="INFO")
     worker_log = log_dir() / f"import-worker-{db_name}.log"
     with (
@@ -317,6 +322,7 @@ def bench_size(size: str, deadline: float) -> dict[str, Any]:
         copy_after = copy_seconds(db_name, path)
     finally:
         drop_database(db_name)
+        clear_redis(import_queue())
     copy_s = round((copy_before + copy_after) / 2, 3)
     result = {
         "rows": rows,

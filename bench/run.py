@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10k,100k,1m")
     parser.add_argument("--http-sizes", default="10k,1m")
-    parser.add_argument("--http-duration", type=int, default=5)
-    parser.add_argument("--http-rounds", type=int, default=1)
+    parser.add_argument("--http-duration", type=int, default=http_bench.DURATION_SECONDS)
+    parser.add_argument("--http-rounds", type=int, default=http_bench.ROUNDS)
     parser.add_argument("--snapshot-reps", type=int, default=3)
     parser.add_argument("--page-requests", type=int, default=15)
     parser.add_argument("--cpu-requests", type=int, default=200)
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.smoke:
         args.sizes = args.http_sizes = "10k"
-        args.http_duration, args.snapshot_reps, args.page_requests = 1, 1, 2
+        args.http_duration, args.http_rounds = 1, 1
+        args.snapshot_reps, args.page_requests = 1, 2
         args.cpu_requests = 5
     warmup = 0 if args.smoke else http_bench.WARMUP_SECONDS
     sizes = parse_sizes(args.sizes)
