@@ -49,7 +49,7 @@ FIGURE = "http"
 CONNECTIONS = 10
 WRK_THREADS = 1
 WARMUP_SECONDS = 1
-DURATION_SECONDS = 3
+DURATION_SECONDS = 2
 ROUNDS = 3
 # SPEC section 10: the list and the single task against the same SQL through psycopg, the
 # cached date page against a bare JSON endpoint.

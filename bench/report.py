@@ -37,8 +37,11 @@ database dropped when its script ends.
 - **Limits** (`bench/bare_app.py`): bare Flask endpoints under the same `gunicorn.conf.py`
   (same workers, threads, keep-alive): a small JSON dict (the framework's limit), and the
   statements the API sends, through psycopg, rows to JSON by hand (the data limit).
-- **Load** (`bench/http_bench.py`): wrk in its own process, fixed connections, warm-up then a
-  timed run, the API called with a real access token (role `user`), its rate limit raised.
+- **Load** (`bench/http_bench.py`): wrk in its own process, fixed connections, a warm-up, then
+  the API and its limit in turns (three short runs each, back to back), the API called with a
+  real access token (role `user`), its rate limit raised; the ratio is the median of the
+  pairs' ratios, which a change in the machine's speed during the run moves far less than it
+  moves either side.
 - **Where the time goes** (`bench/request_cost.py`, `bench/profile_http.py`): CPU per request
   of each route beside its limit in one process (robust to the machine's load), and py-spy
   profiles of the API's requests (`pip install py-spy`; not a project dependency).

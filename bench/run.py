@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--http-rounds", type=int, default=http_bench.ROUNDS)
     parser.add_argument("--snapshot-reps", type=int, default=3)
     parser.add_argument("--page-requests", type=int, default=15)
-    parser.add_argument("--cpu-requests", type=int, default=200)
+    parser.add_argument("--cpu-requests", type=int, default=100)
     parser.add_argument(
         "--smoke",
         action="store_true",
