@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +19,12 @@ from tasktracker.jobs.snapshot_jobs import DAILY, MAX_RETRIES, REQUESTED, RETRY_
 from tasktracker.models import JobStatus, SnapshotRun
 
 from .conftest import TEST_SECRET, TestUser
+from .live_server import wait_for
 from .task_log_factories import Tasks, tasks_fixture  # noqa: F401  (the tasks fixture)
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres_only]
 
 DAY = "2024-05-01"
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def run_status(app: Flask, run_id: str) -> SnapshotRun | None:

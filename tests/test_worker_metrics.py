@@ -13,14 +13,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -35,7 +33,7 @@ from tasktracker.models import JobStatus, Role, SnapshotRun
 from tasktracker.services import snapshot as snapshot_service
 
 from .conftest import TEST_SECRET, TestUser
-from .live_server import REPO_ROOT, HttpResponse, free_port, http_request
+from .live_server import REPO_ROOT, HttpResponse, free_port, http_request, wait_for
 from .task_log_factories import Tasks, tasks_fixture  # noqa: F401  (the tasks fixture)
 
 STARTUP_TIMEOUT = 60.0
@@ -45,16 +43,6 @@ STOP_TIMEOUT = 20.0
 _SCRUBBED_PREFIXES = ("TASKTRACKER_", "FLASK_")
 _SCRUBBED = {"DATABASE_URL", "REDIS_URL", "JWT_SECRET_KEY", "PROMETHEUS_MULTIPROC_DIR"}
 _TASKTRACKER_SCRIPT = Path(sys.executable).with_name("tasktracker")
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @dataclass

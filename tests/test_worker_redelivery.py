@@ -34,6 +34,7 @@ from tasktracker.models import JobStatus, SnapshotRun, db
 from tasktracker.repositories.task_logs import SNAPSHOT_LOCK_CLASS
 
 from .conftest import TestUser
+from .live_server import wait_for
 from .task_log_factories import Tasks, tasks_fixture  # noqa: F401  (the tasks fixture)
 from .test_worker_metrics import (
     WorkerProcess,
@@ -42,7 +43,6 @@ from .test_worker_metrics import (
     sample,
     scrape,
     start_worker,  # noqa: F401  (the fixture)
-    wait_for,
     wait_until_succeeded,
 )
 
