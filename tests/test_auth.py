@@ -375,3 +375,24 @@ def test_nul_characters_are_refused_not_a_500(client: FlaskClient) -> None:
     response = client.post("/api/v1/auth/login", json={"username": "a\x00b", "password": "x"})
     assert response.status_code == 422
     assert "username" in response.get_json()["error"]["details"]
+
+
+def test_a_token_is_verified_once_per_request(
+    client: FlaskClient, user: TestUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limiter's key function and the view's check share one verification."""
+    verified: list[str] = []
+    real_decode = pyjwt.decode
+
+    def counting_decode(token: str, *args: object, **kwargs: object) -> object:
+        options = kwargs.get("options")
+        if not (isinstance(options, dict) and options.get("verify_signature") is False):
+            verified.append(token)
+        return real_decode(token, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pyjwt, "decode", counting_decode)
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 200
+    assert len(verified) == 1
+    # A bad token is still refused: nothing is remembered from a failed verification.
+    token = user.headers["Authorization"].removeprefix("Bearer ")
+    _assert_401(client, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))

@@ -165,3 +165,17 @@ def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path, nam
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError):
         Settings.from_env()
+
+
+def test_a_reading_unit_refuses_writes_and_restores_autoflush(app: Flask) -> None:
+    uow = app.extensions["tasktracker"].uow()
+    with app.app_context():
+        with uow.reading():
+            assert uow.session.autoflush is False
+            with pytest.raises(RuntimeError, match="only reads"):
+                uow.commit()
+            with pytest.raises(RuntimeError, match="only reads"):
+                uow.flush()
+        with uow:
+            assert uow.session.autoflush is True
+            uow.commit()  # a plain unit writes as before
