@@ -152,11 +152,17 @@ def _provenance(result: dict[str, Any]) -> list[str]:
     ]
 
 
-def snapshot_section(result: dict[str, Any] | None) -> str:
-    lines = ["## Daily snapshot vs a bare INSERT ... SELECT", ""]
+def _opening(title: str, result: dict[str, Any] | None, script: str) -> list[str]:
+    """A section's heading, then where its figures come from (or that there are none yet)."""
     if not result:
-        return "\n".join([*lines, "Not measured yet: `python -m bench.snapshot_bench`.", ""])
-    lines += _provenance(result)
+        return [f"## {title}", "", f"Not measured yet: `python -m bench.{script}`.", ""]
+    return [f"## {title}", "", *_provenance(result)]
+
+
+def snapshot_section(result: dict[str, Any] | None) -> str:
+    lines = _opening("Daily snapshot vs a bare INSERT ... SELECT", result, "snapshot_bench")
+    if not result:
+        return "\n".join(lines)
     lines += [
         "The product's snapshot service (run bookkeeping, the per-date lock, the set-based "
         "insert, the count, the cache bump) for a date with no logs, beside one bare "
@@ -177,11 +183,10 @@ def snapshot_section(result: dict[str, Any] | None) -> str:
 
 
 def http_section(result: dict[str, Any] | None) -> str:
-    lines = ["## HTTP routes vs bare Flask endpoints", ""]
+    lines = _opening("HTTP routes vs bare Flask endpoints", result, "http_bench")
     if not result:
-        return "\n".join([*lines, "Not measured yet: `python -m bench.http_bench`.", ""])
+        return "\n".join(lines)
     st = result["settings"]
-    lines += _provenance(result)
     lines += [
         f"gunicorn.conf.py for both servers: {st['workers']} workers x {st['threads']} threads "
         f"(gthread), keep-alive {st['keepalive']} s. wrk: {st['wrk_threads']} thread, "
@@ -222,10 +227,9 @@ def _turns(pairs: list[float | None] | None) -> str:
 
 
 def cpu_section(result: dict[str, Any] | None) -> str:
-    lines = ["## CPU per request: where the HTTP ratios come from", ""]
+    lines = _opening("CPU per request: where the HTTP ratios come from", result, "request_cost")
     if not result:
-        return "\n".join([*lines, "Not measured yet: `python -m bench.request_cost`.", ""])
-    lines += _provenance(result)
+        return "\n".join(lines)
     lines += [
         "Each route and its limit driven in one process by Flask's test client, one request at "
         "a time; CPU is this process's own (`time.process_time`), so it barely depends on the "
@@ -247,10 +251,9 @@ def cpu_section(result: dict[str, Any] | None) -> str:
 
 
 def pages_section(result: dict[str, Any] | None) -> str:
-    lines = ["## First page vs a deep page (offset and cursor)", ""]
+    lines = _opening("First page vs a deep page (offset and cursor)", result, "pages_bench")
     if not result:
-        return "\n".join([*lines, "Not measured yet: `python -m bench.pages_bench`.", ""])
-    lines += _provenance(result)
+        return "\n".join(lines)
     lines += [
         "`GET /api/v1/tasks` (20 rows, default sort) from one client on one keep-alive "
         "connection: the first page, the page 90% into the table by `page=`, and the same page "
