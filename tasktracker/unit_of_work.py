@@ -34,6 +34,7 @@ class UnitOfWork:
 
     def __init__(self, session_factory: Callable[[], Session]) -> None:
         self._session_factory = session_factory
+        self._read_only = False
 
     def __enter__(self) -> Self:
         self.session = self._session_factory()
@@ -79,7 +80,7 @@ class UnitOfWork:
                 self.session.autoflush = autoflush
 
     def _refuse_writes(self) -> None:
-        if getattr(self, "_read_only", False):
+        if self._read_only:
             raise RuntimeError("This unit of work only reads (uow.reading()).")
 
     def commit(self) -> None:

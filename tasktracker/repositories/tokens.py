@@ -46,13 +46,6 @@ class TokenRepository:
         if self.session.get(RevokedToken, jti) is None:
             self.session.add(RevokedToken(jti=jti, user_id=user_id, expires_at=expires_at))
 
-    def any_revoked(self, ids: list[str]) -> bool:
-        """True when any of ``ids`` (a token's jti or its family id) was revoked."""
-        return (
-            self.session.scalar(select(RevokedToken.jti).where(RevokedToken.jti.in_(ids)).limit(1))
-            is not None
-        )
-
     def purge_expired(self, now: datetime) -> int:
         result = self.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
         self.session.execute(delete(RefreshToken).where(RefreshToken.expires_at < now))
