@@ -31,7 +31,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 40.0
 STOP_TIMEOUT = 10.0
-# The caller's own settings must not leak into a server started for a test.
+# The caller's own settings must not leak into a process started for a test.
 _SCRUBBED_PREFIXES = ("TASKTRACKER_", "GUNICORN_", "FLASK_")
 _SCRUBBED = {"DATABASE_URL", "REDIS_URL", "JWT_SECRET_KEY", "PROMETHEUS_MULTIPROC_DIR"}
 _migrated: set[str] = set()
@@ -148,6 +148,16 @@ class LiveServer:
             self.process.wait(STOP_TIMEOUT)
 
 
+def clean_environment() -> dict[str, str]:
+    """This interpreter's environment without the caller's own settings, for a process started
+    by a test (a server or a worker), which then gets the test's settings."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key not in _SCRUBBED and not key.startswith(_SCRUBBED_PREFIXES)
+    }
+
+
 def server_env(
     *,
     database_url: str,
@@ -159,11 +169,7 @@ def server_env(
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment of a test server: this interpreter's, minus the caller's settings."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in _SCRUBBED and not key.startswith(_SCRUBBED_PREFIXES)
-    }
+    env = clean_environment()
     env.update(
         DATABASE_URL=database_url,
         JWT_SECRET_KEY=jwt_secret,

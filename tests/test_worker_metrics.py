@@ -33,15 +33,19 @@ from tasktracker.models import JobStatus, Role, SnapshotRun
 from tasktracker.services import snapshot as snapshot_service
 
 from .conftest import TEST_SECRET, TestUser
-from .live_server import REPO_ROOT, HttpResponse, free_port, http_request, wait_for
+from .live_server import (
+    REPO_ROOT,
+    HttpResponse,
+    clean_environment,
+    free_port,
+    http_request,
+    wait_for,
+)
 from .task_log_factories import Tasks, tasks_fixture  # noqa: F401  (the tasks fixture)
 
 STARTUP_TIMEOUT = 60.0
 JOB_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
-# The caller's own settings must not leak into a worker started for a test.
-_SCRUBBED_PREFIXES = ("TASKTRACKER_", "FLASK_")
-_SCRUBBED = {"DATABASE_URL", "REDIS_URL", "JWT_SECRET_KEY", "PROMETHEUS_MULTIPROC_DIR"}
 _TASKTRACKER_SCRIPT = Path(sys.executable).with_name("tasktracker")
 
 
@@ -91,11 +95,7 @@ def worker_command(launcher: str) -> list[str]:
 
 
 def worker_env(settings: Settings, data_dir: Path, queue: str, extra: Mapping[str, str]) -> dict:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in _SCRUBBED and not key.startswith(_SCRUBBED_PREFIXES)
-    }
+    env = clean_environment()
     env.update(
         TASKTRACKER_ENV="testing",
         TASKTRACKER_DATA_DIR=str(data_dir),
