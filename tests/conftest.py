@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from tasktracker import create_app
 from tasktracker.config import Settings
@@ -141,15 +143,10 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     if "app" not in request.fixturenames:
         return
     application: Flask = request.getfixturevalue("app")
+    _quiesce_jobs(application)
     with application.app_context():
         db.session.remove()
-        tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-        with db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-            else:
-                for table in tables:
-                    conn.execute(text(f"DELETE FROM {table}"))
+        _empty_tables()
     container = application.extensions["tasktracker"]
     if container.redis is not None:
         prefix = container.settings.redis_prefix
@@ -161,6 +158,44 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     from tasktracker.extensions import limiter
 
     limiter.reset()
+
+
+def _quiesce_jobs(application: Flask) -> None:
+    """No job of this test may outlive it: drop what it queued and wait for what runs.
+
+    The session's ``celery_worker`` keeps consuming this run's queue after the test that
+    started it, so a job queued by any later test (``POST /task-logs/run`` say) would run
+    during, or after, the next test's clean-up and write into the next test's tables.
+    """
+    if application.extensions["tasktracker"].settings.celery_eager:
+        return
+    from celery.worker import state as worker_state
+
+    application.extensions["celery"].control.purge()
+    deadline = time.monotonic() + 60
+    while worker_state.active_requests or worker_state.reserved_requests:
+        if time.monotonic() > deadline:
+            raise RuntimeError("a job of this test was still running after 60 s")
+        time.sleep(0.02)
+
+
+def _empty_tables() -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    for attempt in range(3):
+        try:
+            with db.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+                else:
+                    for table in tables:
+                        conn.execute(text(f"DELETE FROM {table}"))
+            return
+        except OperationalError as exc:
+            # A job a worker took just before the purge can still hold a row lock; PostgreSQL
+            # breaks the deadlock by aborting one side. Wait and empty the tables again.
+            if attempt == 2 or "deadlock" not in str(exc.orig):
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture
