@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt as pyjwt
 import pytest
+import time_machine
 from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
@@ -377,10 +378,8 @@ def test_nul_characters_are_refused_not_a_500(client: FlaskClient) -> None:
     assert "username" in response.get_json()["error"]["details"]
 
 
-def test_a_token_is_verified_once_per_request(
-    client: FlaskClient, user: TestUser, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The limiter's key function and the view's check share one verification."""
+def _count_verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens PyJWT checks a signature of (not its unverified peeks at claims)."""
     verified: list[str] = []
     real_decode = pyjwt.decode
 
@@ -391,8 +390,41 @@ def test_a_token_is_verified_once_per_request(
         return real_decode(token, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pyjwt, "decode", counting_decode)
-    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 200
+    return verified
+
+
+def test_a_token_is_verified_once(
+    client: FlaskClient, user: TestUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limiter's key function, the view's check and the next requests share one check."""
+    verified = _count_verifications(monkeypatch)
+    for _ in range(3):
+        assert client.get("/api/v1/users/me", headers=user.headers).status_code == 200
     assert len(verified) == 1
-    # A bad token is still refused: nothing is remembered from a failed verification.
+    # Nothing is remembered from a failed verification: a bad token is checked (and refused)
+    # on every request that sends it.
     token = user.headers["Authorization"].removeprefix("Bearer ")
-    _assert_401(client, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    _assert_401(client, tampered)
+    checked = verified.count(tampered)
+    _assert_401(client, tampered)
+    assert checked >= 1
+    assert verified.count(tampered) == 2 * checked
+
+
+def test_a_remembered_token_still_expires(client: FlaskClient, user: TestUser) -> None:
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 200
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=16), tick=False):
+        response = client.get("/api/v1/users/me", headers=user.headers)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["message"] == "The token has expired."
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 200
+
+
+def test_a_remembered_token_is_not_trusted_under_another_secret(
+    app: Flask, client: FlaskClient, user: TestUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What was verified is remembered with the key it was verified with."""
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 200
+    monkeypatch.setitem(app.config, "JWT_SECRET_KEY", "another-secret-" + "y" * 40)
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 401

@@ -4,18 +4,23 @@ Every bad, expired, revoked or wrong-type token, and a missing one, is a 401 in 
 envelope. The user and the token's revocation are read from the database on every request,
 in one statement, so a deactivation, a role change or a logout takes effect at once.
 
-A token is decoded and its signature checked once per request: the rate limiter's key
-function (before the view) and Flask-JWT-Extended (in the view) share the result.
+A token's signature is checked once per process (``RequestJWTManager``): the rate limiter's
+key function (before the view), Flask-JWT-Extended (in the view) and the caller's next
+requests reuse the verified claims; expiry is checked on every use.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Flask, Response, g, has_request_context
+from flask import Flask, Response, g, has_app_context
 from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
+from flask_jwt_extended.config import config as jwt_config
 from flask_smorest import Blueprint
 
 from ..api.deps import container
@@ -28,28 +33,70 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class RequestJWTManager(JWTManager):
-    """Flask-JWT-Extended's manager, decoding each token at most once per request.
+    """Flask-JWT-Extended's manager, checking each token's signature once per process.
 
-    Its decode parses a token three times (claims, header, then verified); the limiter's key
-    function and the view's check would pay that twice. Only a successful, complete
-    verification is remembered, only for the request, and only for the same token text.
+    Its decode parses a token three times (claims, header, then verified) and checks the HMAC;
+    the limiter's key function and the view's check paid that twice a request, every request.
+    Whether a token's signature, issuer and audience hold depends only on the token's text and
+    the decoding settings, so a verified token's claims are remembered under exactly those
+    (bounded, least recently used first out). Time is checked again on every use: a
+    remembered token past its ``exp`` (or before its ``nbf``) goes back through the full
+    decode, which raises the same error as before. Revocation, the user's role and active
+    flag are read per request as always (``check_access``), never remembered here.
     """
+
+    #: Tokens remembered per process (about 1 KB each): a few minutes of distinct callers.
+    VERIFIED_TOKENS = 4096
+
+    def __init__(self, app: Flask | None = None, add_context_processor: bool = False) -> None:
+        self._verified: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._verified_lock = threading.Lock()
+        super().__init__(app, add_context_processor)
 
     def _decode_jwt_from_config(
         self, encoded_token: str, csrf_value: Any = None, allow_expired: bool = False
     ) -> dict[str, Any]:
-        memo = has_request_context() and not allow_expired and csrf_value is None
-        if memo:
-            seen = g.get("_verified_jwt")
-            if seen is not None and seen[0] == encoded_token:
-                return cast(dict[str, Any], seen[1])
-        claims = cast(
+        if allow_expired or csrf_value is not None or not has_app_context():
+            return self._decode(encoded_token, csrf_value, allow_expired)
+        key = (
+            encoded_token,
+            jwt_config.decode_key,
+            tuple(jwt_config.decode_algorithms),
+            jwt_config.decode_issuer,
+            str(jwt_config.decode_audience),
+            jwt_config.leeway,
+        )
+        with self._verified_lock:
+            claims = self._verified.get(key)
+            if claims is not None:
+                self._verified.move_to_end(key)
+        if claims is not None and _in_time(claims, jwt_config.leeway):
+            return dict(claims)
+        claims = self._decode(encoded_token, csrf_value, allow_expired)
+        with self._verified_lock:
+            self._verified[key] = dict(claims)
+            while len(self._verified) > self.VERIFIED_TOKENS:
+                self._verified.popitem(last=False)
+        return claims
+
+    def _decode(self, encoded_token: str, csrf_value: Any, allow_expired: bool) -> dict[str, Any]:
+        return cast(
             dict[str, Any],
             super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired),
         )
-        if memo:
-            g._verified_jwt = (encoded_token, claims)
-        return claims
+
+    def forget_verified_tokens(self) -> None:
+        with self._verified_lock:
+            self._verified.clear()
+
+
+def _in_time(claims: dict[str, Any], leeway: float) -> bool:
+    """PyJWT's own ``exp``/``nbf`` rule, on its own clock (so a test's fake clock applies)."""
+    now = datetime.now(tz=UTC).timestamp()
+    exp, nbf = claims.get("exp"), claims.get("nbf")
+    if exp is not None and exp <= now - leeway:
+        return False
+    return nbf is None or nbf <= now + leeway
 
 
 def configure_jwt(app: Flask, settings: Settings) -> None:
