@@ -75,6 +75,8 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
 
 
 def _flask_config(settings: Settings) -> dict[str, Any]:
+    from .auth import limit_storage  # registers the limiter's storage scheme
+
     # hide_parameters: a database error's text (which ends up in logs) never carries bound
     # values such as password hashes or token ids.
     # No pool_pre_ping: db_pool checks a connection's socket at checkout without a round trip.
@@ -111,7 +113,11 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         },
         # Flask-Limiter
         "RATELIMIT_ENABLED": settings.ratelimit_enabled,
-        "RATELIMIT_STORAGE_URI": settings.redis_url or "memory://",
+        # Redis: limits' Redis storage counting a hit and reading its window in one round trip
+        # (auth/limit_storage.py).
+        "RATELIMIT_STORAGE_URI": limit_storage.SCHEME_PREFIX + settings.redis_url
+        if settings.redis_url
+        else "memory://",
         # The storage's own key prefix (default "LIMITS") is what a reset deletes: make it this
         # installation's prefix, so a reset never touches another installation's limits.
         "RATELIMIT_STORAGE_OPTIONS": {

@@ -254,3 +254,67 @@ def test_uploads_are_limited_per_user_across_upload_routes(
     other_admin = make_user("admin", username="admin2")
     assert _upload(client, UPLOAD_ROUTES[0], other_admin.headers).status_code != 429
     assert client.get(ME, headers=admin.headers).status_code == 200
+
+
+# -- the Redis storage: a hit and its window in one round trip --------------------------------
+
+
+@pytest.fixture
+def redis_storage(app: Flask) -> Any:
+    from tasktracker.extensions import limiter
+
+    storage = limiter._storage  # the storage Flask-Limiter built from RATELIMIT_STORAGE_URI
+    if app.extensions["tasktracker"].settings.redis_url is None:
+        pytest.skip("the embedded mode limits in memory")
+    return storage
+
+
+@pytest.mark.postgres_only
+def test_the_storage_is_ours_on_redis(redis_storage: Any) -> None:
+    from tasktracker.auth.limit_storage import OneTripRedisStorage
+
+    assert isinstance(redis_storage, OneTripRedisStorage)
+
+
+@pytest.mark.postgres_only
+def test_a_hit_answers_the_window_read_of_its_request(app: Flask, redis_storage: Any) -> None:
+    """The window remembered from the hit is the window Redis holds after it."""
+    from limits.storage import RedisStorage
+
+    key = f"storage-test-{time.time_ns()}"
+    with app.test_request_context():
+        results = [redis_storage.acquire_entry(key, 3, 60) for _ in range(4)]
+        remembered = redis_storage.get_moving_window(key, 3, 60)
+        in_redis = RedisStorage.get_moving_window(redis_storage, key, 3, 60)
+    assert results == [True, True, True, False]
+    assert remembered == in_redis
+    assert remembered[1] == 3
+    assert time.time() - 5 < remembered[0] <= time.time()
+    # Outside the request (or for another key, limit or window) Redis answers.
+    assert redis_storage.get_moving_window(key, 3, 60) == in_redis
+    with app.test_request_context():
+        assert redis_storage.get_moving_window(key, 3, 60) == in_redis
+        assert redis_storage.get_moving_window("never-hit", 3, 60)[1] == 0
+
+
+@pytest.mark.postgres_only
+def test_a_limited_request_reads_its_window_once(
+    client: FlaskClient,
+    override_settings: Callable[..., Settings],
+    user: TestUser,
+    redis_storage: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One Redis script per limit per request: the headers come from the hit's answer."""
+    override_settings(ratelimit_default="2/minute")
+    reads: list[object] = []
+    real_read = redis_storage.lua_moving_window
+    monkeypatch.setattr(
+        redis_storage, "lua_moving_window", lambda *a, **kw: reads.append(a) or real_read(*a, **kw)
+    )
+    for remaining in (1, 0):
+        response = client.get(ME, headers=user.headers)
+        assert response.status_code == 200
+        assert response.headers["X-RateLimit-Remaining"] == str(remaining)
+    assert_429(client.get(ME, headers=user.headers))
+    assert reads == []
