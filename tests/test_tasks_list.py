@@ -252,12 +252,12 @@ def test_search_finds_words_in_name_or_description(client: FlaskClient, user: Te
 @pytest.mark.postgres_only
 def test_search_uses_the_gin_index(app: Flask, client: FlaskClient, user: TestUser) -> None:
     """The list's WHERE is the indexed expression, so PostgreSQL can use ix_tasks_search."""
-    from tasktracker.repositories.tasks import Deleted, TaskFilters, TaskRepository, _view
+    from tasktracker.repositories.tasks import Deleted, TaskFilters, TaskRepository, _VIEW
 
     with app.app_context():
         repo = TaskRepository(db.session)
         filters = TaskFilters(search="report", deleted=Deleted.INCLUDE)
-        query = _view().where(*repo._conditions(filters))
+        query = _VIEW.where(*repo._conditions(filters))
         compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
         with db.engine.begin() as conn:
             # Leave the planner only bitmap scans: a tiny table would rather scan it all.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import marshmallow as ma
 from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
@@ -65,6 +65,14 @@ class ApiBlueprint(Blueprint):
     the error statuses a route answers (in the shared envelope)."""
 
     ARGUMENTS_PARSER = JsonOnlyParser()
+
+    def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        """flask-smorest's, with a schema class made into its one instance here: given a class,
+        webargs builds a schema (deep-copying every field) on every request. A marshmallow
+        schema keeps no state between loads, so one instance serves every request."""
+        if isinstance(schema, type):
+            schema = schema()
+        return cast(Callable[[F], F], super().arguments(schema, *args, **kwargs))
 
     def errors(self, *statuses: int) -> Callable[[F], F]:
         """Document each status in ``statuses`` as an error-envelope response."""

@@ -104,6 +104,7 @@ SORT_COLUMNS: dict[str, Any] = {
 # agrees): last ascending, first descending. The keyset comparisons below follow that rule.
 NULLABLE_SORT = frozenset(name for name, column in SORT_COLUMNS.items() if column.nullable)
 
+# In the order ``_to_row`` unpacks them.
 _VIEW_COLUMNS = (
     tasks.c.id,
     tasks.c.task_name,
@@ -122,33 +123,47 @@ _VIEW_COLUMNS = (
 )
 
 
-def _view() -> Select[Any]:
-    return select(*_VIEW_COLUMNS).select_from(
-        tasks.outerjoin(assignees, assignees.c.id == tasks.c.assignee_id).join(
-            creators, creators.c.id == tasks.c.created_by_id
-        )
+# Built once: building a statement (and its cache key) costs as much as running a small one.
+# Core reads run on the session's connection, past the ORM's execute machinery.
+_VIEW: Select[Any] = select(*_VIEW_COLUMNS).select_from(
+    tasks.outerjoin(assignees, assignees.c.id == tasks.c.assignee_id).join(
+        creators, creators.c.id == tasks.c.created_by_id
     )
-
-
-# Built once: on the hottest read, building a statement and its cache key cost more than
-# running it. Core reads run on the session's connection, past the ORM's execute machinery.
-_ONE_ROW = _view().where(tasks.c.id == bindparam("task_id"))
+)
+_ONE_ROW = _VIEW.where(tasks.c.id == bindparam("task_id"))
 
 
 def _to_row(r: Any) -> TaskRow:
+    """A ``_VIEW`` row as a TaskRow (unpacked by position: a Row's attributes are lookups)."""
+    (
+        task_id,
+        task_name,
+        description,
+        status,
+        priority,
+        due_date,
+        assignee_id,
+        assignee_username,
+        created_by_id,
+        creator_username,
+        created_at,
+        updated_at,
+        deleted_at,
+        version,
+    ) = r
     return TaskRow(
-        r.id,
-        r.task_name,
-        r.description,
-        r.status,
-        r.priority,
-        r.due_date,
-        None if r.assignee_id is None else UserRef(r.assignee_id, r.assignee_username),
-        UserRef(r.created_by_id, r.creator_username),
-        r.created_at,
-        r.updated_at,
-        r.deleted_at,
-        r.version,
+        task_id,
+        task_name,
+        description,
+        status,
+        priority,
+        due_date,
+        None if assignee_id is None else UserRef(assignee_id, assignee_username),
+        UserRef(created_by_id, creator_username),
+        created_at,
+        updated_at,
+        deleted_at,
+        version,
     )
 
 
@@ -247,7 +262,7 @@ class TaskRepository:
         after: Sequence[Any] | None = None,
     ) -> list[TaskRow]:
         """One page in ``sort`` order: by offset, or after a cursor row's key values."""
-        query = _view().where(*self._conditions(filters))
+        query = _VIEW.where(*self._conditions(filters))
         if after is not None:
             query = query.where(keyset_after(sort, after))
         query = query.order_by(*_order_by(sort)).limit(limit)
@@ -261,8 +276,7 @@ class TaskRepository:
         """Every matching task in batches, in constant memory (a server-side cursor on
         PostgreSQL): for exports of any size."""
         query = (
-            _view()
-            .where(*self._conditions(filters))
+            _VIEW.where(*self._conditions(filters))
             .order_by(*_order_by(sort))
             .execution_options(yield_per=batch_size)
         )
