@@ -252,7 +252,7 @@ def test_search_finds_words_in_name_or_description(client: FlaskClient, user: Te
 @pytest.mark.postgres_only
 def test_search_uses_the_gin_index(app: Flask, client: FlaskClient, user: TestUser) -> None:
     """The list's WHERE is the indexed expression, so PostgreSQL can use ix_tasks_search."""
-    from tasktracker.repositories.tasks import Deleted, TaskFilters, TaskRepository, _VIEW
+    from tasktracker.repositories.tasks import _VIEW, Deleted, TaskFilters, TaskRepository
 
     with app.app_context():
         repo = TaskRepository(db.session)
