@@ -157,13 +157,25 @@ def test_what_a_role_may_see_is_cached_apart(
     assert {log["task_id"] for log in items(user_page)} == {kept}
 
 
-def test_the_version_changes_on_every_write(app: Flask) -> None:
+def test_a_write_makes_every_stored_page_stale(app: Flask) -> None:
     cache = app.extensions["tasktracker"].cache
     first = log_cache.current_version(cache)
-    key = log_cache.page_key(cache, "r", "s", [("date", "2024-05-01")])
+    key = log_cache.page_key("r", "s", [("date", "2024-05-01")])
+    log_cache.store_page(cache, log_cache.read_page(cache, key), b'{"page": 1}', 60)
+    assert log_cache.read_page(cache, key).body == b'{"page": 1}'
     log_cache.tasks_changed(cache)
     assert log_cache.current_version(cache) != first
-    assert log_cache.page_key(cache, "r", "s", [("date", "2024-05-01")]) != key
+    assert log_cache.read_page(cache, key).body is None
+
+
+def test_a_page_built_across_a_write_is_never_served(app: Flask) -> None:
+    """The version is read before the page is built; a write in between wins."""
+    cache = app.extensions["tasktracker"].cache
+    key = log_cache.page_key("r", "s", [("date", "2024-05-01")])
+    before = log_cache.read_page(cache, key)
+    log_cache.tasks_changed(cache)  # commits while the page is being built
+    log_cache.store_page(cache, before, b'{"old": true}', 60)
+    assert log_cache.read_page(cache, key).body is None
 
 
 # -- Redis down ----------------------------------------------------------------------------------

@@ -66,9 +66,10 @@ def cached_when_dated(route: str, schema: type[ma.Schema]) -> Callable[[F], F]:
     """Serve a ``date``-filtered page from the shared cache, and fill the cache on a miss.
 
     Goes between ``auth_required`` and ``arguments``: a hit answers the stored JSON bytes
-    without parsing, querying or serialising. The key carries the log-cache version (read
-    before the database, so a write during a miss leaves the page under a stale version),
-    the route, what the caller may see, and the whole query: every parameter ``schema``
+    without parsing, querying or serialising, in one cache round trip with the log-cache
+    version (read before the database, so a write during a miss leaves the page under a
+    stale version). The key is the route, what the caller may see, and the whole query:
+    every parameter ``schema``
     knows (the parser ignores the others, so they cannot change the page and must not
     multiply cache entries). Only 200 answers are stored, so a query that does not validate
     never reaches the cache.
@@ -83,16 +84,15 @@ def cached_when_dated(route: str, schema: type[ma.Schema]) -> Callable[[F], F]:
             c = container()
             scope = log_service.visibility(current_actor())
             query = [(k, v) for k, v in request.args.items(multi=True) if k in known]
-            key = log_cache.page_key(c.cache, route, scope, query)
-            body = c.cache.get(key)
-            if body is not None:
-                hit = current_app.response_class(body, mimetype="application/json")
+            page = log_cache.read_page(c.cache, log_cache.page_key(route, scope, query))
+            if page.body is not None:
+                hit = current_app.response_class(page.body, mimetype="application/json")
                 hit.headers["X-Cache"] = "HIT"
                 return hit
             response = cast(Response, view(*args, **kwargs))
             if response.status_code == 200:
-                c.cache.set(
-                    key, response.get_data(), c.settings.cache_ttl_seconds, best_effort=True
+                log_cache.store_page(
+                    c.cache, page, response.get_data(), c.settings.cache_ttl_seconds
                 )
             response.headers["X-Cache"] = "MISS"
             return response
