@@ -44,7 +44,8 @@ database dropped when its script ends.
   moves either side.
 - **Where the time goes** (`bench/request_cost.py`, `bench/profile_http.py`): CPU per request
   of each route beside its limit in one process (robust to the machine's load), and py-spy
-  profiles of the API's requests (`pip install py-spy`; not a project dependency).
+  profiles of the API's requests (`pip install py-spy`; not a project dependency), or
+  cProfile ones on the CPU clock (`bench.request_cost --cprofile <route>`).
 
 On the 2-core machine, wrk, both gunicorn servers, PostgreSQL and Redis share the same two
 cores: a limit's figure is what this machine can do, not what the API alone could. The

@@ -8,6 +8,7 @@ what bounds its throughput, so this is the cost the HTTP ratios are made of. Wit
 prints where that CPU goes.
 
     python -m bench.request_cost --db tasktracker_bench_10k [--profile date_cached]
+    python -m bench.request_cost --db tasktracker_bench_10k --cprofile task --count 2000
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ def _measure(
     )
 
 
+def _login(client: Any) -> dict[str, str]:
+    login = client.post(
+        "/api/v1/auth/login", json={"username": datagen.USER, "password": datagen.PASSWORD}
+    )
+    return {"Authorization": f"Bearer {login.get_json()['access_token']}"}
+
+
 def costs(
     db_name: str,
     size: str,
@@ -69,10 +77,7 @@ def costs(
     try:
         with product_app(db_name, **settings) as api:
             client = api.test_client()
-            login = client.post(
-                "/api/v1/auth/login", json={"username": datagen.USER, "password": datagen.PASSWORD}
-            )
-            headers = {"Authorization": f"Bearer {login.get_json()['access_token']}"}
+            headers = _login(client)
             bare_client = bare.test_client()
             for scenario in scenarios:
                 api_cpu, api_wall = _measure(
@@ -143,6 +148,42 @@ def profile(db_name: str, size: str, name: str, count: int) -> None:
     print(summarize(out, top=45, root="Flask.wsgi_app"))
 
 
+def cprofile(db_name: str, size: str, name: str, count: int, top: int = 80) -> None:
+    """This scenario's API requests under cProfile on the CPU clock, written and printed.
+
+    The in-process alternative to ``--profile`` (py-spy, which on some VMs stalls the process it
+    samples): deterministic, so it inflates pure-Python code against C, but it needs nothing
+    installed and its shares are stable from run to run.
+    """
+    import cProfile
+    import io
+    import pstats
+
+    scenario = next(s for s in SCENARIOS if s.name == name)
+    settings = {
+        "TASKTRACKER_RATELIMIT_DEFAULT": "1000000/minute",
+        "TASKTRACKER_LOG_LEVEL": "WARNING",
+    }
+    profiler = cProfile.Profile(time.process_time)
+    try:
+        with product_app(db_name, **settings) as api:
+            client = api.test_client()
+            headers = _login(client)
+            _measure(client, scenario, limit=False, headers=headers, count=20, ids=SIZES[size])
+            profiler.enable()
+            _measure(client, scenario, limit=False, headers=headers, count=count, ids=SIZES[size])
+            profiler.disable()
+    finally:
+        clear_redis()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(top)
+    out = results_dir() / "profiles" / f"{name}-cprofile.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text.getvalue())
+    print(text.getvalue())
+    print(f"[request_cost] wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", required=True, help="a filled bench database")
@@ -150,6 +191,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--only", help="one scenario (used by --profile)")
     parser.add_argument("--profile", help="profile this scenario's API requests with py-spy")
+    parser.add_argument(
+        "--cprofile", help="profile this scenario's API requests with cProfile (CPU clock)"
+    )
     parser.add_argument(
         "--api-env",
         action="append",
@@ -160,6 +204,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.profile:
         profile(args.db, args.size, args.profile, args.count)
+        return
+    if args.cprofile:
+        cprofile(args.db, args.size, args.cprofile, args.count)
         return
     chosen = tuple(s for s in SCENARIOS if args.only in (None, s.name))
     costs(args.db, args.size, args.count, chosen, dict(x.split("=", 1) for x in args.api_env))
