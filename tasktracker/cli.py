@@ -47,7 +47,7 @@ def prepare(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    """``flask users create-admin`` and ``flask users ensure-admin``."""
+    """``flask users create-admin``, ``flask users ensure-admin`` and ``flask imports sweep``."""
     users = AppGroup("users", help="Manage users.")
 
     @users.command("create-admin")
@@ -100,6 +100,22 @@ def register_cli(app: Flask) -> None:
             click.echo(f"Created admin '{user.username}'.")
 
     app.cli.add_command(users)
+
+    imports = AppGroup("imports", help="CSV imports.")
+
+    @imports.command("sweep")
+    def sweep_command() -> None:
+        """Fail abandoned imports and delete unused upload files (beat runs it hourly)."""
+        from .services.imports import sweep_abandoned
+
+        c = app.extensions["tasktracker"]
+        swept = sweep_abandoned(c.uow(), c.settings)
+        click.echo(
+            f"Failed {swept.failed_jobs} abandoned import(s); "
+            f"deleted {swept.deleted_files} unused upload file(s)."
+        )
+
+    app.cli.add_command(imports)
 
 
 def serve(app: Flask, host: str, port: int, workers: int) -> None:

@@ -122,6 +122,11 @@ class Settings:
     max_content_length: int = 200 * 1024 * 1024
     import_async_rows: int = 50_000
     import_max_errors: int = 1_000
+    # An import still queued or running this long after its upload was lost (its message
+    # went with a Redis restart, or an API process died after storing it): the hourly
+    # sweep marks it failed and deletes its file. Longer than the visibility timeout, so a
+    # killed worker's import is redelivered first.
+    import_abandon_hours: int = 24
     cors_origins: tuple[str, ...] = ()
     trusted_proxies: int = 0
     metrics_token: str | None = None
@@ -204,6 +209,7 @@ class Settings:
             ratelimit_default=_env("TASKTRACKER_RATELIMIT_DEFAULT", "300/minute") or "300/minute",
             max_content_length=_int("MAX_CONTENT_LENGTH", 200 * 1024 * 1024, 1024),
             import_async_rows=_int("TASKTRACKER_IMPORT_ASYNC_ROWS", 50_000, 1),
+            import_abandon_hours=_int("TASKTRACKER_IMPORT_ABANDON_HOURS", 24, 1),
             cors_origins=_list("TASKTRACKER_CORS_ORIGINS"),
             trusted_proxies=_int("TASKTRACKER_TRUSTED_PROXIES", 0, 0),
             metrics_token=_env("TASKTRACKER_METRICS_TOKEN"),
@@ -219,6 +225,12 @@ class Settings:
         )
         if overrides:
             settings = replace(settings, **overrides)
+        if settings.import_abandon_hours * 3600 <= settings.celery_visibility_timeout:
+            raise ConfigError(
+                "TASKTRACKER_IMPORT_ABANDON_HOURS must be longer than "
+                "TASKTRACKER_CELERY_VISIBILITY_TIMEOUT: an import a killed worker left running "
+                "is redelivered after the timeout and must not be given up before"
+            )
         return settings.with_secret()
 
     def with_secret(self) -> Settings:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -366,3 +368,112 @@ def test_lines_longer_than_the_limit_are_found_across_chunks(
         with pytest.raises(InvalidInput, match="longer than 1 MiB"):
             import_service.store_upload(Chunked(), tmp_path)
         assert list(tmp_path.glob("*")) == []
+
+
+# -- the sweep of abandoned imports and unused upload files ------------------------------------
+
+
+def _sweep(app: Flask, hours_later: float) -> import_service.Sweep:
+    """The sweep as it would run ``hours_later`` from now (the clock is the only fake)."""
+    with app.app_context():
+        c = app.extensions["tasktracker"]
+        now = datetime.now(UTC) + timedelta(hours=hours_later)
+        return import_service.sweep_abandoned(c.uow(), c.settings, now=now)
+
+
+def _stored(app: Flask, job_id: int) -> Path:
+    key = job_row(app, job_id).storage_key
+    assert key is not None
+    return import_service.import_dir(app.extensions["tasktracker"].settings) / key
+
+
+def test_the_sweep_fails_an_import_whose_job_was_lost(app: Flask, admin: TestUser) -> None:
+    job_id = queue_without_running(app, admin, make_csv(3))
+    stored = _stored(app, job_id)
+    limit = app.extensions["tasktracker"].settings.import_abandon_hours
+
+    assert _sweep(app, limit - 1) == import_service.Sweep(0, 0)  # not yet: still queued
+    assert job_row(app, job_id).status == "queued"
+    assert stored.exists()
+
+    assert _sweep(app, limit + 1) == import_service.Sweep(1, 1)
+    job = job_row(app, job_id)
+    assert job.status == "failed"
+    assert job.message is not None
+    assert "Upload the file again" in job.message
+    assert job.finished_at is not None
+    assert not stored.exists()
+    # The lost message arriving after all finds the job finished and imports nothing.
+    assert run_job(app, job_id).status == "failed"
+    assert count_tasks(app) == 0
+
+
+def test_the_sweep_leaves_finished_imports_alone(app: Flask, admin: TestUser) -> None:
+    job_id = queue_without_running(app, admin, make_csv(2))
+    done = run_job(app, job_id)
+    limit = app.extensions["tasktracker"].settings.import_abandon_hours
+    assert _sweep(app, limit + 1) == import_service.Sweep(0, 0)
+    assert job_row(app, job_id).finished_at == done.finished_at
+    assert job_row(app, job_id).status == "succeeded"
+
+
+def test_the_sweep_deletes_only_old_files_no_unfinished_import_uses(
+    app: Flask, admin: TestUser
+) -> None:
+    settings = app.extensions["tasktracker"].settings
+    directory = import_service.import_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    in_use = _stored(app, queue_without_running(app, admin, make_csv(1)))
+    old_orphan = directory / f"{'0' * 32}.csv"
+    new_orphan = directory / f"{'1' * 32}.csv"
+    not_an_upload = directory / "README"
+    for path in (old_orphan, new_orphan, not_an_upload):
+        path.write_bytes(b"task_name\n")
+    hour_ago = time.time() - 3600 * (settings.import_abandon_hours + 1)
+    for path in (in_use, old_orphan, not_an_upload):
+        os.utime(path, (hour_ago, hour_ago))
+
+    # Run "now": the job is recent (not abandoned), its file is old but in use.
+    assert _sweep(app, 0) == import_service.Sweep(0, 1)
+    assert not old_orphan.exists()
+    assert in_use.exists()
+    assert new_orphan.exists()
+    assert not_an_upload.exists()
+    for path in (in_use, new_orphan, not_an_upload):
+        path.unlink()
+
+
+def test_beat_runs_the_sweep_hourly(app: Flask) -> None:
+    from tasktracker.jobs.import_jobs import SWEEP
+
+    celery = app.extensions["celery"]
+    assert SWEEP in celery.tasks
+    (entry,) = [e for e in celery.conf.beat_schedule.values() if e["task"] == SWEEP]
+    assert entry["schedule"].minute == {35}
+    assert len(entry["schedule"].hour) == 24
+
+
+def test_the_abandon_limit_must_outlast_redelivery(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tasktracker.config import ConfigError
+
+    monkeypatch.setenv("TASKTRACKER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TASKTRACKER_IMPORT_ABANDON_HOURS", "2")
+    monkeypatch.setenv("TASKTRACKER_CELERY_VISIBILITY_TIMEOUT", str(3 * 3600))
+    with pytest.raises(ConfigError, match="TASKTRACKER_IMPORT_ABANDON_HOURS"):
+        Settings.from_env()
+    monkeypatch.setenv("TASKTRACKER_IMPORT_ABANDON_HOURS", "4")
+    assert Settings.from_env().import_abandon_hours == 4
+
+
+def test_the_sweep_command(app: Flask, admin: TestUser) -> None:
+    queue_without_running(app, admin, make_csv(1))
+    result = app.test_cli_runner().invoke(args=["imports", "sweep"])
+    assert result.exit_code == 0, result.output
+    # The upload directory is shared by the session's tests: only the job of this one is known.
+    assert re.search(
+        r"^Failed 0 abandoned import\(s\); deleted \d+ unused upload file\(s\)\.$",
+        result.output,
+        re.MULTILINE,
+    )

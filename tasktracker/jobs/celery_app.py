@@ -79,7 +79,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": "tasktracker.snapshot_daily",
                 "schedule": crontab(hour=snapshot.hour, minute=snapshot.minute),
                 "options": {"expires": 12 * 3600},
-            }
+            },
+            "import-sweep": {
+                "task": "tasktracker.import_sweep",
+                "schedule": crontab(minute=35),
+                "options": {"expires": 3600},
+            },
         },
     }
 

@@ -20,6 +20,7 @@ from ..services import imports as import_service
 from .publish import publish
 
 IMPORT_CSV = "tasktracker.import_csv"
+SWEEP = "tasktracker.import_sweep"
 JOB = "import_csv"
 
 
@@ -48,3 +49,11 @@ def import_csv(self: Task[Any, Any], job_id: int, force: bool = False) -> dict[s
 def enqueue_import(job_id: int, force: bool) -> None:
     """Queue the import job (eager mode: run it now); 503 when the broker is down."""
     publish(IMPORT_CSV, [job_id, force], what="import")
+
+
+@shared_task(name=SWEEP, ignore_result=True)
+def import_sweep() -> dict[str, int]:
+    """Beat's hourly clean-up: fail abandoned imports, delete upload files nothing uses."""
+    c = container()
+    swept = import_service.sweep_abandoned(c.uow(), c.settings)
+    return {"failed_jobs": swept.failed_jobs, "deleted_files": swept.deleted_files}

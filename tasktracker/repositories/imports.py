@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Engine, Table, insert, select, text, update
@@ -25,6 +26,7 @@ from ..models import (
 from ..services import csv_rows as rules
 
 STAGING = "import_staging"
+UNFINISHED = (ImportStatus.QUEUED.value, ImportStatus.RUNNING.value)
 CHECKED = "import_checked"
 COPY_FLUSH_ROWS = 5_000
 
@@ -236,6 +238,25 @@ class ImportRepository:
         """The job as committed now (another process may have changed it)."""
         query = select(ImportJob).where(ImportJob.id == job_id)
         return self.session.scalars(query.execution_options(populate_existing=True)).first()
+
+    def abandon(self, created_before: datetime, now: datetime, message: str) -> list[str]:
+        """Fail every job still queued or running that was created before ``created_before``;
+        the storage keys of their files."""
+        failed = self.session.execute(
+            update(ImportJob)
+            .where(
+                ImportJob.status.in_(UNFINISHED),
+                ImportJob.created_at < created_before,
+            )
+            .values(status=ImportStatus.FAILED.value, message=message, finished_at=now)
+            .returning(ImportJob.storage_key)
+        )
+        return [key for (key,) in failed if key]
+
+    def unfinished_keys(self) -> set[str]:
+        """The storage keys of the jobs still queued or running (their files are in use)."""
+        query = select(ImportJob.storage_key).where(ImportJob.status.in_(UNFINISHED))
+        return {key for key in self.session.scalars(query) if key}
 
     def last_success(self, sha256: str, *, exclude_id: int | None = None) -> ImportJob | None:
         """The latest real (not dry-run) import of a file with this content that succeeded."""

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, TextIO
@@ -289,6 +289,58 @@ def get_job(uow: UnitOfWork, job_id: int) -> ImportJob:
         if job is None:
             raise NotFound(f"Import {job_id} does not exist.")
         return job
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What one sweep cleared: the jobs it failed and the files it deleted."""
+
+    failed_jobs: int
+    deleted_files: int
+
+
+def sweep_abandoned(uow: UnitOfWork, settings: Settings, now: datetime | None = None) -> Sweep:
+    """Give up the imports no worker finished within TASKTRACKER_IMPORT_ABANDON_HOURS, and
+    delete the upload files no unfinished import refers to.
+
+    A job whose message was lost (Redis restarted without persistence, say) would otherwise
+    say "queued" forever, and a file stored by an API process that died before its job was
+    committed would stay on disk forever. Safe beside running imports: only jobs older than
+    the limit (longer than the broker's redelivery) and files older than it are touched, and
+    a message that still arrives for a failed job finds it finished and does nothing.
+    """
+    now = now or utcnow()
+    limit = timedelta(hours=settings.import_abandon_hours)
+    hours = settings.import_abandon_hours
+    with uow:
+        keys = uow.imports.abandon(
+            now - limit,
+            now,
+            f"No worker finished this import within {hours} hours (its queued job was lost, "
+            "e.g. by a broker restart); nothing was imported. Upload the file again.",
+        )
+        uow.commit()
+    with uow.reading():
+        in_use = uow.imports.unfinished_keys()
+    directory = import_dir(settings)
+    deleted = 0
+    for key in keys:
+        deleted += _delete(directory / key)
+    oldest = (now - limit).timestamp()
+    for path in directory.glob("*.csv") if directory.is_dir() else ():
+        if path.name not in in_use and path.stat().st_mtime < oldest:
+            deleted += _delete(path)
+    if keys or deleted:
+        log.warning("import sweep", extra={"failed_imports": len(keys), "deleted_files": deleted})
+    return Sweep(failed_jobs=len(keys), deleted_files=deleted)
+
+
+def _delete(path: Path) -> int:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return 1
 
 
 def _display_name(file_name: str | None) -> str | None:
