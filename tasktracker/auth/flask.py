@@ -85,10 +85,6 @@ class RequestJWTManager(JWTManager):
             super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired),
         )
 
-    def forget_verified_tokens(self) -> None:
-        with self._verified_lock:
-            self._verified.clear()
-
 
 def _in_time(claims: dict[str, Any], leeway: float) -> bool:
     """PyJWT's own ``exp``/``nbf`` rule, on its own clock (so a test's fake clock applies)."""
