@@ -47,6 +47,9 @@ def start(app: Flask, settings: Settings, tmp_path: Path) -> Iterator[Callable[.
             extra_env={
                 "TASKTRACKER_REDIS_PREFIX": settings.redis_prefix,
                 "TASKTRACKER_CELERY_QUEUE": settings.celery_queue,
+                # As in-process (conftest.settings): limits no test reaches unless it sets its
+                # own. The production default (300/minute) is a few seconds of a test's load.
+                "TASKTRACKER_RATELIMIT_DEFAULT": "100000/minute",
                 **env,
             },
         )
