@@ -125,6 +125,20 @@ def wait_until_blocked(
     return found
 
 
+@contextmanager
+def a_run_held_midway(
+    app: Flask, settings: Settings, tasks: Tasks, admin: TestUser, worker: WorkerProcess
+) -> Iterator[tuple[str, Callable[[], set[int]], set[int]]]:
+    """ACTIVE_TASKS active tasks, and a snapshot of DAY run by ``worker`` held inside its run:
+    it waits for the date's lock, which this test holds until the block ends. Yields the run's
+    id, the function listing the lock's waiting sessions, and the run's own session."""
+    for i in range(ACTIVE_TASKS):
+        tasks.add(admin.id, f"task {i}")
+    with snapshot_date_locked(settings, DAY) as waiting:
+        run_id = request_snapshot(app, admin, worker.queue, log_date=DAY).id
+        yield run_id, waiting, wait_until_blocked(app, run_id, waiting)
+
+
 def assert_ran_once(
     app: Flask, settings: Settings, tasks: Tasks, run_id: str, worker: WorkerProcess
 ) -> None:
@@ -154,12 +168,8 @@ def test_a_killed_workers_job_is_redelivered_to_another_worker_and_runs_once(
     tasks: Tasks,
     admin: TestUser,
 ) -> None:
-    for i in range(ACTIVE_TASKS):
-        tasks.add(admin.id, f"task {i}")
     first = start_worker(concurrency=1, metrics=False)
-    with snapshot_date_locked(settings, DAY) as waiting:
-        run_id = request_snapshot(app, admin, first.queue, log_date=DAY).id
-        wait_until_blocked(app, run_id, waiting)
+    with a_run_held_midway(app, settings, tasks, admin, first) as (run_id, _, _):
         first.kill()
         assert first.process.returncode == -signal.SIGKILL
         wait_for(
@@ -189,13 +199,9 @@ def test_a_job_whose_pool_process_is_killed_is_requeued_at_once_and_runs_once(
     tasks: Tasks,
     admin: TestUser,
 ) -> None:
-    for i in range(ACTIVE_TASKS):
-        tasks.add(admin.id, f"task {i}")
     # The default visibility timeout (6 h): only the worker's own requeue can bring it back.
     worker = start_worker(concurrency=1)
-    with snapshot_date_locked(settings, DAY) as waiting:
-        run_id = request_snapshot(app, admin, worker.queue, log_date=DAY).id
-        first_attempt = wait_until_blocked(app, run_id, waiting)
+    with a_run_held_midway(app, settings, tasks, admin, worker) as (run_id, waiting, first_attempt):
         (child,) = processes(parent=worker.process.pid)
         os.kill(child, signal.SIGKILL)
         # A new pool process takes the requeued job and waits for the lock in a session of its
