@@ -37,7 +37,7 @@ def celery(app: Flask) -> Any:
 
 
 def test_the_tasks_are_registered_with_acks_late_and_bounded_retries(app: Flask) -> None:
-    from tasktracker.jobs.celery_app import VISIBILITY_TIMEOUT
+    from tasktracker.config import DEFAULT_CELERY_VISIBILITY_TIMEOUT as VISIBILITY_TIMEOUT
 
     conf = celery(app).conf
     assert conf.broker_transport_options["visibility_timeout"] == VISIBILITY_TIMEOUT

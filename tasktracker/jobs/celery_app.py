@@ -12,13 +12,8 @@ from celery import Celery, Task
 from celery.schedules import crontab
 from flask import Flask
 
-from ..config import DEFAULT_CELERY_VISIBILITY_TIMEOUT, Settings
+from ..config import Settings
 from ..context import request_id_var
-
-# The default of TASKTRACKER_CELERY_VISIBILITY_TIMEOUT: longer than the longest retry delay
-# and the longest job, so a slow job is not redelivered while still running; set alike for
-# broker and result backend.
-VISIBILITY_TIMEOUT = DEFAULT_CELERY_VISIBILITY_TIMEOUT
 
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:

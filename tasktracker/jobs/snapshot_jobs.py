@@ -26,7 +26,7 @@ REQUESTED = "tasktracker.snapshot_run"
 
 MAX_RETRIES = 5
 RETRY_BACKOFF_SECONDS = 10  # 10, 20, 40, 80, 160 s (before jitter)
-RETRY_BACKOFF_MAX_SECONDS = 600  # far below celery_app.VISIBILITY_TIMEOUT
+RETRY_BACKOFF_MAX_SECONDS = 600  # far below config.DEFAULT_CELERY_VISIBILITY_TIMEOUT
 
 RETRY_OPTIONS: dict[str, Any] = {
     "autoretry_for": (DBAPIError, PoolTimeout),
