@@ -69,10 +69,9 @@ def cached_when_dated(route: str, schema: type[ma.Schema]) -> Callable[[F], F]:
     without parsing, querying or serialising, in one cache round trip with the log-cache
     version (read before the database, so a write during a miss leaves the page under a
     stale version). The key is the route, what the caller may see, and the whole query:
-    every parameter ``schema``
-    knows (the parser ignores the others, so they cannot change the page and must not
-    multiply cache entries). Only 200 answers are stored, so a query that does not validate
-    never reaches the cache.
+    every parameter ``schema`` knows (the parser ignores the others, so they cannot change
+    the page and must not multiply cache entries). Only 200 answers are stored, so a query
+    that does not validate never reaches the cache.
     """
     known = frozenset(field.data_key or name for name, field in schema().fields.items())
 

@@ -310,11 +310,11 @@ def sweep_abandoned(uow: UnitOfWork, settings: Settings, now: datetime | None = 
     a message that still arrives for a failed job finds it finished and does nothing.
     """
     now = now or utcnow()
-    limit = timedelta(hours=settings.import_abandon_hours)
     hours = settings.import_abandon_hours
+    cutoff = now - timedelta(hours=hours)
     with uow:
         keys = uow.imports.abandon(
-            now - limit,
+            cutoff,
             now,
             f"No worker finished this import within {hours} hours (its queued job was lost, "
             "e.g. by a broker restart); nothing was imported. Upload the file again.",
@@ -326,9 +326,8 @@ def sweep_abandoned(uow: UnitOfWork, settings: Settings, now: datetime | None = 
     deleted = 0
     for key in keys:
         deleted += _delete(directory / key)
-    oldest = (now - limit).timestamp()
     for path in directory.glob("*.csv") if directory.is_dir() else ():
-        if path.name not in in_use and path.stat().st_mtime < oldest:
+        if path.name not in in_use and path.stat().st_mtime < cutoff.timestamp():
             deleted += _delete(path)
     if keys or deleted:
         log.warning("import sweep", extra={"failed_imports": len(keys), "deleted_files": deleted})
